@@ -1,0 +1,5 @@
+import sys
+
+from regnet.cli import main
+
+sys.exit(main())

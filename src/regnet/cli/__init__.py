@@ -1,0 +1,49 @@
+"""The `regnet` command. Each subcommand lives in its own module exposing
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that add subcommands; each owns its parser and its handler.
+COMMAND_MODULES = [
+    "regnet.cli.models",    # list, info
+]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regnet", description="RNN-regulated ResNets, RegNet design spaces and iResNets.")
+    from regnet import __version__
+    parser.add_argument("--version", action="version", version=f"regnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from regnet.registry import UnknownModelError
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, UnknownModelError, FileNotFoundError, ValueError, TypeError) as err:
+        # Errors raised on purpose carry a message written for the user: show it on one line.
+        if isinstance(err, TypeError) and "option" not in str(err):
+            raise
+        print(f"regnet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`regnet list` and `regnet info`: what is registered, and what a model costs."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from regnet.complexity import complexity
+from regnet.registry import create_model, get_entry, list_models
+
+
+def register(sub) -> None:
+    p = sub.add_parser("list", help="list registered models")
+    p.add_argument("pattern", nargs="?", help="glob ('regnetx_*') or substring")
+    p.add_argument("--family", help="only this family")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="parameters, FLOPs, activations and stage table of a model")
+    p.add_argument("model")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--input-size", type=int, nargs="+", default=None,
+                   help="S (square), H W, or C H W; default: the model's own")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_list(args) -> int:
+    for name in list_models(args.pattern, family=args.family):
+        print(name)
+    return 0
+
+
+def stage_table(model, input_shape) -> list[dict]:
+    """Per stage: blocks, output width, groups of its grouped convs, output size."""
+    rows = []
+    with torch.no_grad():
+        _, feats = model.forward_intermediates(torch.zeros((1,) + tuple(input_shape)))
+    for info, feat in zip(model.feature_info, feats):
+        stage = getattr(model, info["module"])
+        groups = sorted({m.groups for m in stage.modules()
+                         if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) and m.groups > 1
+                         and m.groups != m.in_channels})
+        rows.append({"stage": info["module"], "depth": len(stage.blocks()),
+                     "width": info["num_chs"], "groups": groups,
+                     "output_size": list(feat.shape[1:])})
+    return rows
+
+
+def cmd_info(args) -> int:
+    entry = get_entry(args.model)
+    model = create_model(entry.name, num_classes=args.num_classes)
+    size = args.input_size[0] if args.input_size and len(args.input_size) == 1 else args.input_size
+    counts = complexity(model, size)
+    result = {"model": entry.name, "family": entry.family, "params": counts["params"],
+              "flops": counts["flops"], "macs": counts["macs"], "acts": counts["acts"],
+              "input_size": counts["input_size"], "num_classes": model.num_classes,
+              "stages": stage_table(model, counts["input_size"])}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{entry.name}  ({entry.family}; {entry.paper})" if entry.paper else entry.name)
+    print(f"  input {tuple(result['input_size'])}, {result['num_classes']} classes")
+    print(f"  params {result['params']:,}   flops {result['flops']:,} (multiply-adds incl. bias)"
+          f"   macs {result['macs']:,}   acts {result['acts']:,}")
+    print(f"  {'stage':<6} {'depth':>5} {'width':>6} {'groups':>10}  output")
+    for row in result["stages"]:
+        groups = ",".join(map(str, row["groups"])) or "1"
+        print(f"  {row['stage']:<6} {row['depth']:>5} {row['width']:>6} {groups:>10}  "
+              f"{'x'.join(map(str, row['output_size']))}")
+    return 0

@@ -1,0 +1,5 @@
+"""Every family registers its variants on import."""
+from . import resnet  # noqa: F401  (ResNet baselines; the base the other families extend)
+from .net import ClassifierHead, FeatureNet, Net, Stage, make_blocks
+
+__all__ = ["Net", "Stage", "FeatureNet", "ClassifierHead", "make_blocks"]

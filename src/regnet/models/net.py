@@ -1,0 +1,217 @@
+"""The one network shape every family builds: stem -> stages s1..sN of blocks b1..bM -> head.
+
+A family contributes a stem, a block class (`Block(in_chs, out_chs, stride, **block_args)`) and a
+table of stage specs; `Net` supplies the interface users call (timm's conventions):
+`forward_features`, `forward_head(x, pre_logits=False)`, `reset_classifier`, `feature_info`,
+`forward_intermediates`, `set_grad_checkpointing`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+
+class Stage(nn.Module):
+    """Blocks b1..bM applied in order.
+
+    With gradient checkpointing on, the blocks run in segments of `checkpoint_every` blocks and
+    only segment inputs are kept for backward; the default segment of ~sqrt(M) blocks keeps
+    memory O(sqrt(M)) per stage, which is what lets 1000+ layer networks train on a laptop.
+    Subclasses that carry state between blocks (the RNN-regulated stages) override `forward`.
+    """
+
+    def __init__(self, blocks: Iterable[nn.Module]):
+        super().__init__()
+        for i, block in enumerate(blocks, 1):
+            self.add_module(f"b{i}", block)
+        self.grad_checkpointing = False
+        self.checkpoint_every = 0  # 0 = ceil(sqrt(number of blocks))
+
+    def blocks(self) -> list[nn.Module]:
+        return [m for name, m in self.named_children() if name[0] == "b" and name[1:].isdigit()]
+
+    def set_grad_checkpointing(self, enable: bool = True, every: int = 0) -> None:
+        self.grad_checkpointing = enable
+        self.checkpoint_every = every
+
+    def _segment_size(self, n: int) -> int:
+        return self.checkpoint_every or max(1, math.ceil(math.sqrt(n)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blocks = self.blocks()
+        if not (self.grad_checkpointing and torch.is_grad_enabled()):
+            for block in blocks:
+                x = block(x)
+            return x
+        size = self._segment_size(len(blocks))
+        for start in range(0, len(blocks), size):
+            segment = blocks[start:start + size]
+            x = checkpoint(_run_blocks, segment, x, use_reentrant=False)
+        return x
+
+
+def _run_blocks(blocks: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for block in blocks:
+        x = block(x)
+    return x
+
+
+def make_blocks(block_fn: Callable[..., nn.Module], in_chs: int, out_chs: int, depth: int,
+                stride: int, per_block: Callable[[int, int], dict] | None = None,
+                **block_args) -> list[nn.Module]:
+    """`depth` blocks; the first changes width and carries the stride.
+
+    `per_block(index, depth)` returns extra kwargs for one block (iResNet's start/middle/end
+    position, for instance), merged over `block_args`.
+    """
+    blocks = []
+    for i in range(depth):
+        extra = per_block(i, depth) if per_block else {}
+        blocks.append(block_fn(in_chs if i == 0 else out_chs, out_chs, stride if i == 0 else 1,
+                               **{**block_args, **extra}))
+    return blocks
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool over every spatial (or spatio-temporal) axis -> dropout -> fc."""
+
+    def __init__(self, in_chs: int, num_classes: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.in_chs = in_chs
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.fc = nn.Linear(in_chs, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = nn.Linear(self.in_chs, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.flatten(2).mean(-1) if x.dim() > 2 else x
+        x = self.drop(x)
+        return x if pre_logits else self.fc(x)
+
+
+class Net(nn.Module):
+    """stem -> s1..sN -> [final norm] -> head.
+
+    `strides[i]` is stage i's stride and `stem_reduction` the stem's total stride, from which
+    `feature_info` (channels and reduction of every stage output) follows without a dry run.
+    `norm` runs after the last stage (pre-activation nets need a final BN + ReLU there).
+    """
+
+    def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], stage_chs: Sequence[int],
+                 strides: Sequence[int], num_classes: int, *, stem_reduction: int,
+                 input_size: tuple[int, ...], norm: nn.Module | None = None,
+                 drop_rate: float = 0.0):
+        super().__init__()
+        if not (len(stages) == len(stage_chs) == len(strides)):
+            raise ValueError("stages, stage_chs and strides must have the same length")
+        self.stem = stem
+        for i, stage in enumerate(stages, 1):
+            self.add_module(f"s{i}", stage)
+        self.norm = norm if norm is not None else nn.Identity()
+        self.num_features = stage_chs[-1]
+        self.num_classes = num_classes
+        self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
+        self.default_input_size = tuple(input_size)
+        self.model_name = ""  # set by the registry
+        reduction, self.feature_info = stem_reduction, []
+        for i, (chs, stride) in enumerate(zip(stage_chs, strides), 1):
+            reduction *= stride
+            self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": f"s{i}"})
+
+    def stages(self) -> list[nn.Module]:
+        return [getattr(self, info["module"]) for info in self.feature_info]
+
+    # -- the interface ---------------------------------------------------------------------
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages():
+            x = stage(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head.reset(num_classes)
+
+    def set_grad_checkpointing(self, enable: bool = True, every: int = 0) -> None:
+        for stage in self.stages():
+            stage.set_grad_checkpointing(enable, every)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
+                              intermediates_only: bool = False):
+        """Stage outputs at `indices` (0-based; an int n means the last n stages).
+
+        Returns the list, or `(final_features, list)` unless `intermediates_only`.
+        """
+        take = _resolve_indices(indices, len(self.feature_info))
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages()):
+            x = stage(x)
+            if i == len(self.feature_info) - 1:
+                x = self.norm(x)
+            if i in take:
+                outs.append(x)
+            if intermediates_only and i >= max(take):
+                break
+        return outs if intermediates_only else (x, outs)
+
+
+def _resolve_indices(indices, n: int) -> list[int]:
+    if indices is None:
+        return list(range(n))
+    if isinstance(indices, int):
+        if not 0 < indices <= n:
+            raise ValueError(f"indices={indices} must be in 1..{n}")
+        return list(range(n - indices, n))
+    take = [i % n if -n <= i < n else None for i in indices]
+    if None in take:
+        raise ValueError(f"out_indices {list(indices)} out of range for {n} stages")
+    return sorted(take)
+
+
+class FeatureNet(nn.Module):
+    """A backbone that returns the stage outputs at `out_indices` (timm's `features_only`).
+
+    It keeps the classifier's module names (stem, s1, ...) so a classifier checkpoint loads into
+    it with `strict=False` (only `head.*` is left over); stages past the last index are dropped.
+    """
+
+    def __init__(self, net: Net, out_indices: Sequence[int] | None = None):
+        super().__init__()
+        n = len(net.feature_info)
+        self.out_indices = _resolve_indices(out_indices, n)
+        last = max(self.out_indices)
+        self.stem = net.stem
+        self.stage_names = [net.feature_info[i]["module"] for i in range(last + 1)]
+        for name in self.stage_names:
+            self.add_module(name, getattr(net, name))
+        # Pre-activation nets normalise only after the last stage; keep that when it is taken.
+        self.norm = net.norm if last == n - 1 else nn.Identity()
+        self.feature_info = [dict(net.feature_info[i], index=i) for i in self.out_indices]
+        self.default_input_size = net.default_input_size
+        self.model_name = net.model_name
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i, name in enumerate(self.stage_names):
+            x = getattr(self, name)(x)
+            if i == len(self.stage_names) - 1:
+                x = self.norm(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs
