@@ -1,5 +1,6 @@
 """Every family registers its variants on import."""
 from . import resnet  # noqa: F401  (ResNet baselines; the base the other families extend)
+from . import iresnet  # noqa: F401  (iResNet, ResStage, ResGroup; Duta et al.)
 from .net import ClassifierHead, FeatureNet, Net, Stage, make_blocks
 
 __all__ = ["Net", "Stage", "FeatureNet", "ClassifierHead", "make_blocks"]
