@@ -9,6 +9,7 @@ import sys
 # Modules that add subcommands; each owns its parser and its handler.
 COMMAND_MODULES = [
     "regnet.cli.models",    # list, info
+    "regnet.cli.study",     # study sample / run / analyze / fit / presets
 ]
 
 
