@@ -3,6 +3,7 @@ from . import resnet  # noqa: F401  (ResNet baselines; the base the other famili
 from . import iresnet  # noqa: F401  (iResNet, ResStage, ResGroup; Duta et al.)
 from .anynet import AnyNetCfg, RegNetCfg, build_anynet, build_regnet  # noqa: F401  (AnyNet, RegNet zoo)
 from .regnet_gen import generate_regnet  # noqa: F401  (the RegNet width/depth generator)
+from . import self_regulated  # noqa: F401  (RNN-regulated ResNets; Xu et al.)
 from .net import ClassifierHead, FeatureNet, Net, Stage, make_blocks
 
 __all__ = ["Net", "Stage", "FeatureNet", "ClassifierHead", "make_blocks"]
