@@ -155,8 +155,15 @@ def train_job(job: dict) -> dict:
 
 def _append_result(path: str, result: dict) -> None:
     result = dict(result, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
-    with open(os.path.join(path, "results.jsonl"), "a") as f:
-        f.write(json.dumps(result) + "\n")
+    file = os.path.join(path, "results.jsonl")
+    # A kill mid-append leaves a torn last line: start on a fresh line so this record is whole.
+    torn = False
+    if os.path.exists(file) and os.path.getsize(file):
+        with open(file, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+    with open(file, "a") as f:
+        f.write(("\n" if torn else "") + json.dumps(result) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
