@@ -1,0 +1,59 @@
+"""Datasets behind one call: `build_datasets(name, data_dir, val_split, seed, ...)`.
+
+Every reader returns uint8 N x H x W x C tensors in memory (`ArrayDataset`); `InMemoryLoader`
+batches, augments and normalises them without per-sample Python.
+"""
+from __future__ import annotations
+
+from .arrays import ArrayDataset, DataSplits, balanced_split, channel_stats, random_subset
+from .augment import KINDS as AUGMENTS
+from .errors import DatasetError
+from .loader import InMemoryLoader
+
+__all__ = ["DATASETS", "AUGMENTS", "ArrayDataset", "DataSplits", "DatasetError", "InMemoryLoader",
+           "build_datasets", "default_augment"]
+
+DATASETS = ("cifar10", "cifar100", "imagefolder", "digits")
+
+
+def default_augment(name: str, image_size: int) -> str:
+    """He et al.'s pad-and-crop + flip for small images, Inception crops for large ones; digits
+    are not mirror-symmetric, so they get the crop alone."""
+    if name == "digits":
+        return "crop"
+    return "cifar" if image_size <= 64 else "imagenet"
+
+
+def build_datasets(name: str, data_dir: str | None, val_split: int = 0, seed: int = 0, *,
+                   train_subset: int | None = None, image_size: int | None = None,
+                   download: bool = True, cache_dir: str | None = None) -> DataSplits:
+    """Train / val / test splits of a named dataset.
+
+    `val_split` N > 0 carves a fixed, class-balanced validation set of N images from the
+    training images (chosen by `seed`); a shipped validation split then becomes `test`.
+    `train_subset` keeps N of the remaining training images (seeded) for quick studies.
+    """
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    if name != "digits" and not data_dir:
+        raise DatasetError(f"dataset {name!r} needs --data-dir (the folder holding it"
+                           f"{'; it is downloaded there when absent' if name != 'imagefolder' else ''})")
+    test = val = None
+    if name in ("cifar10", "cifar100"):
+        from .cifar import load_cifar
+        train, test = load_cifar(name, data_dir, download)
+    elif name == "imagefolder":
+        from .imagefolder import load_imagefolder
+        train, val = load_imagefolder(data_dir, image_size, cache_dir)
+    else:
+        from .digits import load_digits
+        train = load_digits()
+    if val_split:
+        keep, carved = balanced_split(train.labels, train.num_classes, int(val_split), seed)
+        test = test if test is not None else val
+        train, val = train.subset(keep), train.subset(carved)
+    if train_subset:
+        train = train.subset(random_subset(len(train), int(train_subset), seed))
+    mean, std = channel_stats(train.images)
+    return DataSplits(name, train, val, test, {"mean": mean, "std": std,
+                                              "stored_size": list(train.image_size)})

@@ -1,0 +1,109 @@
+"""Batched augmentation on uint8 images: one gather or one `grid_sample` per batch, no Python
+loop over samples (the per-sample PIL pipeline of the reference repositories is what makes a
+2-core machine data-bound).
+
+Inputs are N x H x W x C uint8; outputs of `to_model_input` are float N x C x H x W, normalised,
+and channels_last in memory when asked (the permuted view of NHWC storage already is).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+KINDS = ("cifar", "crop", "imagenet", "none")
+
+
+def crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random `pad`-pixel translation (zero padding, as He et al.) and optional horizontal flip,
+    done as a single gather: each sample's rows and columns are index vectors, and a flip is
+    just that sample's columns read backwards."""
+    n, h, w, _ = x.shape
+    padded = F.pad(x, (0, 0, pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    rows = dy + torch.arange(h)
+    cols = torch.arange(w).expand(n, w)
+    if flip:
+        mirrored = torch.rand(n, 1, generator=gen) < 0.5
+        cols = torch.where(mirrored, cols.flip(1), cols)
+    cols = dx + cols
+    batch = torch.arange(n)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]]
+
+
+def random_resized_crop(x: torch.Tensor, size: int, gen: torch.Generator,
+                        scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip: bool = True
+                        ) -> torch.Tensor:
+    """Inception-style crop (area fraction in `scale`, aspect in `ratio`), resized bilinearly to
+    `size`, flipped at random. Returns float N x C x size x size on the 0..255 scale.
+
+    Sampling follows torchvision's rule (10 tries, then the whole image) for all samples at
+    once; each sample's crop becomes one affine map and a single `grid_sample` resamples all."""
+    n, h, w, _ = x.shape
+    tries = 10
+    area = h * w * torch.empty(n, tries).uniform_(*scale, generator=gen)
+    log_r = torch.empty(n, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
+    aspect = torch.exp(log_r)
+    cw = torch.sqrt(area * aspect).round()
+    ch = torch.sqrt(area / aspect).round()
+    ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((n,), -1))
+    pick = first.clamp_min(0)[:, None]
+    cw = torch.where(first >= 0, cw.gather(1, pick)[:, 0], torch.full((n,), float(w)))
+    ch = torch.where(first >= 0, ch.gather(1, pick)[:, 0], torch.full((n,), float(h)))
+    top = torch.floor(torch.rand(n, generator=gen) * (h - ch + 1))
+    left = torch.floor(torch.rand(n, generator=gen) * (w - cw + 1))
+    sign = torch.ones(n)
+    if flip:
+        sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = sign * cw / w
+    theta[:, 0, 2] = (2 * left + cw) / w - 1
+    theta[:, 1, 1] = ch / h
+    theta[:, 1, 2] = (2 * top + ch) / h - 1
+    src = x.permute(0, 3, 1, 2).float()
+    grid = F.affine_grid(theta.to(src.device), (n, x.shape[3], size, size), align_corners=False)
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def resize_centre_crop(x: torch.Tensor, size: int, crop_pct: float = 0.875) -> torch.Tensor:
+    """Evaluation view: shorter side to size / crop_pct, then the central size x size.
+    Float N x C x size x size, 0..255 scale."""
+    _, h, w, _ = x.shape
+    src = x.permute(0, 3, 1, 2).float()
+    short = int(round(size / crop_pct))
+    if (h, w) == (size, size):
+        return src
+    nh, nw = (short, max(short, round(w * short / h))) if h <= w else \
+        (max(short, round(h * short / w)), short)
+    src = F.interpolate(src, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return src[:, :, top:top + size, left:left + size]
+
+
+def augment_batch(x: torch.Tensor, kind: str, size: int, train: bool, gen: torch.Generator
+                  ) -> torch.Tensor:
+    """uint8 NHWC batch -> float NCHW (0..255) ready for normalisation."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown augment {kind!r}; valid: {', '.join(KINDS)}")
+    if kind == "imagenet":
+        return random_resized_crop(x, size, gen) if train else resize_centre_crop(x, size)
+    if train and kind in ("cifar", "crop"):
+        x = crop_flip(x, pad=4 * x.shape[1] // 32 or 1, flip=kind == "cifar", gen=gen)
+    out = x.permute(0, 3, 1, 2).float()
+    if out.shape[-1] != size or out.shape[-2] != size:
+        out = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False,
+                            antialias=True)
+    return out
+
+
+def normalise(x: torch.Tensor, mean, std, channels_last: bool) -> torch.Tensor:
+    """(x / 255 - mean) / std in one fused multiply-add, in the requested memory format."""
+    mean_t = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    scale = 1.0 / (255.0 * std_t)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = x.contiguous(memory_format=fmt)
+    return torch.addcmul(-mean_t / std_t, x, scale)
