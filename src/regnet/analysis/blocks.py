@@ -1,0 +1,97 @@
+"""Per-block outputs O^t (and, for regulated blocks, the memory H^t) captured by forward hooks.
+
+Blocks are named `s<i>.b<j>` as in the model; `Net.stages()` / `Stage.blocks()` give them in
+order, so this works for every family, regulated or not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class BlockRecord:
+    name: str                            # "s1.b2"
+    output: torch.Tensor                 # O^t, (B, C, H, W)
+    hidden: torch.Tensor | None = None   # H^t after BN_h + ReLU: the memory passed on
+
+
+def named_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    out = []
+    for info in model.feature_info:
+        stage = getattr(model, info["module"])
+        for i, block in enumerate(stage.blocks(), 1):
+            out.append((f"{info['module']}.b{i}", block))
+    return out
+
+
+def last_blocks(model: nn.Module, k: int) -> list[str]:
+    names = [n for n, _ in named_blocks(model)]
+    if not 1 <= k <= len(names):
+        raise ValueError(f"--last {k}: the model has {len(names)} blocks")
+    return names[-k:]
+
+
+@torch.no_grad()
+def block_outputs(model: nn.Module, x: torch.Tensor, names: list[str] | None = None,
+                  pool: bool = False) -> list[BlockRecord]:
+    """Run `model` on x and return the records of the blocks in `names` (None = all), in
+    network order. `pool=True` keeps only the global average of each map (B, C): what a linear
+    probe reads, without holding every full map in memory."""
+    blocks = named_blocks(model)
+    wanted = set(n for n, _ in blocks) if names is None else set(names)
+    unknown = wanted - {n for n, _ in blocks}
+    if unknown:
+        raise ValueError(f"unknown blocks {sorted(unknown)}; the model has "
+                         f"{blocks[0][0]} .. {blocks[-1][0]}")
+    reduce = (lambda t: t.float().mean((2, 3))) if pool else (lambda t: t.float().clone())
+    records: dict[str, BlockRecord] = {}
+    handles = []
+    for name, block in blocks:
+        if name not in wanted:
+            continue
+        records[name] = BlockRecord(name, torch.empty(0))
+        # The regulator's state_norm outputs the H^t the block fuses and passes on; its hook
+        # runs before the block's own output hook, so the record exists already.
+        regulator = getattr(block, "regulator", None)
+        if regulator is not None:
+            handles.append(regulator.state_norm.register_forward_hook(
+                lambda m, a, out, r=records[name]: setattr(r, "hidden", reduce(out))))
+        handles.append(block.register_forward_hook(
+            lambda m, a, out, r=records[name]: setattr(r, "output", reduce(out))))
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return [records[n] for n, _ in blocks if n in records]
+
+
+def image_tensor(path: str, size: int, mean, std) -> torch.Tensor:
+    """An image file as a normalised (1, 3, size, size) batch: shorter side resized to `size`,
+    centre crop (the evaluation transform)."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} not found") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from None
+    scale = size / min(im.size)
+    im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))),
+                   Image.BILINEAR)
+    left, top = (im.width - size) // 2, (im.height - size) // 2
+    im = im.crop((left, top, left + size, top + size))
+    x = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3)
+    return normalise(x.unsqueeze(0), mean, std)
+
+
+def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float (N, C, H, W), (x / 255 - mean) / std."""
+    x = images.permute(0, 3, 1, 2).float().div_(255)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - mean_t) / std_t
