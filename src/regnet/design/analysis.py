@@ -113,7 +113,8 @@ def plot_trends(rows: list[dict], path: str, title: str = "") -> None:
         scale = 1e6 if name in ("flops", "params", "acts") else 1.0
         xs = [float(r["stats"][name]) / scale for r in rows]
         ax.scatter(xs, errors, s=8, alpha=0.5)
-        log = name in LOG_X and min(xs, default=0) > 0
+        # Log axes only where the values span a wide range (a decade tick is then in view).
+        log = name in LOG_X and min(xs, default=0) > 0 and max(xs) / min(xs) > 8
         if len(xs) >= 2 and len(set(xs)) > 1:
             cx, cy = binned_trend(xs, errors, log=log)
             ax.plot(cx, cy, "-o", color="C3", ms=3, lw=1.5)
@@ -165,8 +166,9 @@ def analyze(paths: list[str], out: str, labels: list[str] | None = None, top: in
     studies = []
     for i, path in enumerate(paths):
         meta, rows, left = study_rows(path)
+        folder = os.path.basename(os.path.normpath(path))
         label = (labels[i] if labels and i < len(labels) else
-                 f"{meta['space']} ({os.path.basename(os.path.normpath(path))})")
+                 meta["space"] if folder == meta["space"] else f"{meta['space']} ({folder})")
         run_json = os.path.join(path, "run.json")
         run = json.load(open(run_json)) if os.path.exists(run_json) else {}
         studies.append({"path": path, "label": label, "meta": meta, "rows": rows, "run": run,
