@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = [
     "regnet.cli.models",    # list, info
     "regnet.cli.study",     # study sample / run / analyze / fit / presets
+    "regnet.cli.train",     # train, eval, demo
     "regnet.cli.analyze",   # analyze features / probe (the self-regulated paper's Fig. 1)
 ]
 

@@ -1,0 +1,81 @@
+"""Checkpoints: plain containers of tensors (loadable with `weights_only=True`), written
+atomically (temporary file, fsync, rename), and safetensors exports with a JSON sidecar.
+
+Format "regnet-ckpt-1":
+    {"format", "model", "model_args", "num_classes", "state_dict", "dataset", "classes",
+     "mean", "std", "image_size", "augment", "epoch", "val_top1", "config",
+     "train_state": {...} (only in `last`: raw weights, optimiser, EMA, step, history)}
+`state_dict` holds the weights that were evaluated (the EMA when one is kept).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import torch
+
+FORMAT = "regnet-ckpt-1"
+
+
+def atomic_write(path: str, write) -> None:
+    """Call `write(fileobj)` on a temporary file beside `path`, then rename it into place, so
+    a reader (or a killed run) sees either the old file or the new one, never half of one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str, ckpt: dict) -> None:
+    atomic_write(path, lambda f: torch.save(ckpt, f))
+
+
+def load_checkpoint(path: str) -> dict:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"cannot load checkpoint {path}: {type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a regnet checkpoint (format {FORMAT!r})")
+    return ckpt
+
+
+def load_model(path: str, device: str | torch.device = "cpu"):
+    """(model, meta): the registered model rebuilt from the checkpoint, weights loaded, in eval
+    mode; `meta` is the checkpoint without its tensors."""
+    from regnet.registry import create_model
+
+    ckpt = load_checkpoint(path)
+    model = create_model(ckpt["model"], num_classes=ckpt["num_classes"], **ckpt["model_args"])
+    model.load_state_dict(ckpt["state_dict"])
+    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "train_state")}
+    return model.to(device).eval(), meta
+
+
+def export_safetensors(ckpt: dict, path: str) -> str:
+    """Weights to `path` (.safetensors) and metadata to the same name with .json; returns the
+    sidecar's path. The sidecar carries what a user needs to rebuild and trust the model."""
+    from safetensors.torch import save as st_save
+
+    tensors = {k: v.detach().contiguous() for k, v in ckpt["state_dict"].items()}
+    sidecar = {k: ckpt.get(k) for k in ("format", "model", "model_args", "num_classes", "dataset",
+                                       "classes", "mean", "std", "image_size", "epoch",
+                                       "val_top1", "recipe")}
+    blob = st_save(tensors, metadata={"model": ckpt["model"], "format": FORMAT})
+    atomic_write(path, lambda f: f.write(blob))
+    side_path = os.path.splitext(path)[0] + ".json"
+    atomic_write(side_path, lambda f: f.write(json.dumps(sidecar, indent=2).encode()))
+    return side_path

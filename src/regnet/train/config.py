@@ -1,0 +1,108 @@
+"""`TrainConfig`: every knob of a run, frozen, converted at the edges (YAML recipe, CLI flags).
+
+Resolution order: these defaults < the recipe file < command-line flags. The resolved config is
+written next to the run's outputs as `config.yaml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEDULES = ("step", "multistep", "cosine", "linear", "constant")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # What to train, on what.
+    model: str = "resnet20"
+    model_args: dict = field(default_factory=dict)   # overrides for create_model
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    val_split: int = 0                 # images carved from train (class-balanced, seeded)
+    train_subset: int | None = None    # use only N training images
+    image_size: int | None = None      # None: the dataset's own size
+    augment: str = "auto"              # auto | cifar | crop | imagenet | none
+    cache_dir: str | None = None       # decoded image-folder cache; None: ~/.cache/regnet
+    # Schedule and optimiser (SGD).
+    epochs: int = 10
+    batch_size: int = 128              # global batch, split across distributed ranks
+    lr: float = 0.1
+    lr_base_batch: int | None = None   # if set, lr is scaled by batch_size / lr_base_batch
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    wd_exempt_norm_bias: bool = True   # no weight decay on BN parameters and biases
+    schedule: str = "multistep"        # step | multistep | cosine | linear | constant
+    milestones: tuple = ()             # epochs (multistep)
+    step_size: int = 30                # epochs (step)
+    gamma: float = 0.1
+    min_lr: float = 0.0                # floor of cosine / linear decay
+    warmup_epochs: float = 0.0         # linear warm-up from warmup_factor * lr
+    warmup_factor: float = 0.1
+    label_smoothing: float = 0.0
+    ema_decay: float = 0.0             # 0: off; e.g. 0.999 evaluates an EMA of the weights
+    grad_clip: float = 0.0             # max global grad norm; 0: off
+    eval_flip: bool = False            # also average the mirrored view at evaluation
+    # Speed. The defaults are the fast path; each switch turns one piece off.
+    amp: str = "auto"                  # auto (bf16 where supported) | bf16 | fp16 | off
+    channels_last: bool = True
+    compile: bool = False
+    threads: int = 0                   # 0: every core (divided among local ranks)
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    num_workers: int = 0               # kept for API compatibility: data is in memory
+    # Reproducibility and output.
+    seed: int = 0
+    deterministic: bool = False
+    out: str = "runs/train"
+    eval_every: int = 1                # epochs
+    tensorboard: bool = True
+    progress: str = "auto"             # auto (bar on a terminal) | bar | line | none
+    recipe: str | None = None          # the recipe this config came from (for the record)
+
+    def __post_init__(self):
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lr < 0 or self.weight_decay < 0:
+            raise ValueError("lr and weight_decay must be >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
+            raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
+        if self.val_split < 0:
+            raise ValueError(f"val_split must be >= 0, got {self.val_split}")
+        # Normalise YAML/CLI spellings so equal configs compare equal.
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        object.__setattr__(self, "model_args", dict(self.model_args or {}))
+
+    @property
+    def effective_lr(self) -> float:
+        return self.lr * self.batch_size / self.lr_base_batch if self.lr_base_batch else self.lr
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        unknown = sorted(set(d) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
+                             f"{', '.join(cls.field_names())}")
+        d = dict(d)
+        if isinstance(d.get("amp"), bool):  # YAML `amp: true/false`
+            d["amp"] = "auto" if d["amp"] else "off"
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    def replace(self, **changes) -> "TrainConfig":
+        return self.from_dict({**self.to_dict(), **changes})

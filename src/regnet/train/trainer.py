@@ -1,0 +1,233 @@
+"""`train(cfg)`: build data and model, resume from `cfg.out` when a run is there, train, evaluate,
+checkpoint, log; returns the summary (also written as summary.json).
+
+Resumption is exact at epoch boundaries: every random stream (shuffling, augmentation, dropout)
+is re-seeded from (seed, epoch, rank) at the start of each epoch, and the checkpoint holds the
+raw weights, optimiser, EMA, step and history; an epoch interrupted half-way is simply re-run.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import torch
+
+from regnet.complexity import complexity
+from regnet.data import InMemoryLoader, build_datasets, default_augment
+from regnet.registry import create_model, get_entry
+
+from . import records
+from .checkpoint import FORMAT, export_safetensors, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .ema import ModelEma
+from .engine import (NonFiniteLossError, Progress, StepState, evaluate, resolve_amp,
+                     resolve_device, train_one_epoch)
+from .optim import build_optimizer
+
+
+class RunDirError(ValueError):
+    """The output folder holds a different run."""
+
+
+def configure_runtime(cfg: TrainConfig, dist: DistInfo) -> int:
+    """Threads (every core, shared among this machine's ranks) and deterministic mode."""
+    threads = cfg.threads or max(1, len(os.sched_getaffinity(0)) // dist.local_world_size)
+    torch.set_num_threads(threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    return threads
+
+
+def check_run_dir(cfg: TrainConfig) -> dict | None:
+    """The previous run's checkpoint to resume from, if `cfg.out` holds one of this model on
+    this dataset; an error if it holds another's."""
+    previous = records.read_config(cfg.out)
+    last = os.path.join(cfg.out, "last.pt")
+    ckpt = load_checkpoint(last) if os.path.exists(last) else None
+    if ckpt is not None:
+        previous = ckpt["config"]
+    if previous is None:
+        return None
+    theirs = (get_entry(previous.get("model", "?")).name if previous.get("model") else "?",
+              previous.get("dataset"))
+    ours = (get_entry(cfg.model).name, cfg.dataset)
+    if theirs != ours:
+        raise RunDirError(f"output folder {cfg.out} holds a run of {theirs[0]} on {theirs[1]}, "
+                          f"not {ours[0]} on {ours[1]}; choose another --out")
+    return ckpt
+
+
+def _seed_epoch(cfg: TrainConfig, epoch: int, rank: int) -> None:
+    torch.manual_seed((cfg.seed * 1_000_003 + epoch * 10_007 + rank * 101 + 7) % (2 ** 63))
+
+
+def _summary(cfg, history, extra) -> dict:
+    vals = [r for r in history if r.get("val_top1") is not None]
+    best = max(vals, key=lambda r: r["val_top1"]) if vals else None
+    last = history[-1] if history else {}
+    return {"model": cfg.model, "dataset": cfg.dataset, "recipe": cfg.recipe,
+            "epochs": len(history),
+            "best_val_top1": best["val_top1"] if best else None,
+            "best_epoch": best["epoch"] if best else None,
+            "final_val_top1": last.get("val_top1"), "final_val_top5": last.get("val_top5"),
+            "final_val_loss": last.get("val_loss"), "final_train_loss": last.get("train_loss"),
+            "wall_seconds": last.get("wall_seconds", 0.0),
+            "mean_images_per_sec": (sum(r["images_per_sec"] for r in history) / len(history)
+                                    if history else None),
+            **extra}
+
+
+def train(cfg: TrainConfig) -> dict:
+    dist = None
+    device = resolve_device(cfg.device)
+    dist = init_distributed(device.type)
+    try:
+        return _train(cfg, dist, device)
+    finally:
+        shutdown(dist)
+
+
+def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    threads = configure_runtime(cfg, dist)
+    ckpt = check_run_dir(cfg)
+    torch.manual_seed(cfg.seed)
+
+    # Data: every rank builds the same splits (the split depends on the seed only).
+    splits = build_datasets(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.seed,
+                            train_subset=cfg.train_subset, image_size=cfg.image_size,
+                            cache_dir=cfg.cache_dir)
+    size = cfg.image_size or splits.train.image_size[0]
+    augment = default_augment(cfg.dataset, size) if cfg.augment == "auto" else cfg.augment
+    mean, std = splits.info["mean"], splits.info["std"]
+    if cfg.batch_size % dist.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the "
+                         f"{dist.world_size} processes")
+    common = dict(image_size=size, mean=mean, std=std, seed=cfg.seed, rank=dist.rank,
+                  world_size=dist.world_size, channels_last=cfg.channels_last, device=device)
+    train_loader = InMemoryLoader(splits.train, cfg.batch_size // dist.world_size, train=True,
+                                  augment=augment, **common)
+    eval_name = splits.eval_split
+    eval_loader = (InMemoryLoader(splits.split(eval_name), max(cfg.batch_size // dist.world_size,
+                                  64), train=False, augment=augment, **common)
+                   if eval_name else None)
+
+    # Model, optimiser, EMA, precision.
+    num_classes = splits.train.num_classes
+    counts = complexity(create_model(cfg.model, num_classes=num_classes, **cfg.model_args),
+                        (3, size, size))
+    net = create_model(cfg.model, num_classes=num_classes, **cfg.model_args).to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
+    optimizer = build_optimizer(net, cfg)
+    ema = ModelEma(net, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    amp_dtype = resolve_amp(cfg.amp, device)
+    scaler = (torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None)
+
+    state, history, wall_before = StepState(), [], 0.0
+    if ckpt is not None:
+        ts = ckpt["train_state"]
+        net.load_state_dict(ts["model"])
+        optimizer.load_state_dict(ts["optimizer"])
+        if ema is not None and ts.get("ema") is not None:
+            ema.load_state_dict(ts["ema"])
+        if scaler is not None and ts.get("scaler"):
+            scaler.load_state_dict(ts["scaler"])
+        state = StepState(int(ts["epoch"]), int(ts["step"]))
+        history = list(ts["history"])
+        wall_before = float(ts["wall_seconds"])
+
+    model = net
+    if dist.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        model = torch.compile(model)
+    eval_model = ema.module if ema is not None else net
+
+    extra = {"params": counts["params"], "flops": counts["flops"], "num_classes": num_classes,
+             "train_images": len(splits.train),
+             "eval_split": eval_name, "eval_images": len(eval_loader.ds) if eval_loader else 0,
+             "device": str(device), "cpu": platform.processor() or platform.machine(),
+             "threads": threads, "world_size": dist.world_size,
+             "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+             "channels_last": cfg.channels_last, "torch": torch.__version__, "out": cfg.out}
+    meta = {"format": FORMAT, "model": get_entry(cfg.model).name, "model_args": cfg.model_args,
+            "num_classes": num_classes, "dataset": cfg.dataset, "classes": list(splits.classes),
+            "mean": mean, "std": std, "image_size": size, "augment": augment,
+            "recipe": cfg.recipe, "config": cfg.to_dict()}
+    main = dist.is_main
+    if main:
+        os.makedirs(cfg.out, exist_ok=True)
+        records.write_config(cfg.out, cfg.to_dict())
+        records.write_history(cfg.out, history)
+        if state.epoch:
+            print(f"resuming {cfg.out} from epoch {state.epoch} (step {state.step})", flush=True)
+    tb = records.TensorBoardLog(cfg.out, cfg.tensorboard and main, state.epoch)
+    best_top1 = max((r["val_top1"] for r in history if r.get("val_top1") is not None),
+                    default=None)
+    last_path, best_path = os.path.join(cfg.out, "last.pt"), os.path.join(cfg.out, "best.pt")
+    run_start = time.perf_counter()
+    try:
+        while state.epoch < cfg.epochs:
+            epoch = state.epoch + 1
+            epoch_start = time.perf_counter()
+            _seed_epoch(cfg, epoch, dist.rank)
+            train_loader.set_epoch(epoch)
+            progress = Progress(cfg.progress, len(train_loader), epoch, cfg.epochs, main)
+            try:
+                row = train_one_epoch(model, train_loader, optimizer, cfg, state, device=device,
+                                      amp_dtype=amp_dtype, scaler=scaler, ema=ema, dist=dist,
+                                      progress=progress)
+            except NonFiniteLossError as err:
+                kept = (f"the last good checkpoint is {last_path} (epoch {state.epoch})"
+                        if os.path.exists(last_path) else "no epoch finished, so none was saved")
+                raise NonFiniteLossError(f"{err}; {kept}") from None
+            state.epoch = epoch
+            row = {"epoch": epoch, **row}
+            if eval_loader is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                ev = evaluate(eval_model, eval_loader, device=device, amp_dtype=amp_dtype,
+                              dist=dist, flip=cfg.eval_flip)
+                row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
+            row["seconds"] = time.perf_counter() - epoch_start
+            row["wall_seconds"] = wall_before + time.perf_counter() - run_start
+            history.append(row)
+            if not main:
+                continue
+            weights = {k: v.detach().cpu() for k, v in eval_model.state_dict().items()}
+            ckpt_meta = {**meta, "epoch": epoch, "val_top1": row.get("val_top1")}
+            improved = row.get("val_top1") is not None and (best_top1 is None
+                                                            or row["val_top1"] > best_top1)
+            if improved or (best_top1 is None and epoch == cfg.epochs):
+                best_top1 = row.get("val_top1")
+                save_checkpoint(best_path, {**ckpt_meta, "state_dict": weights})
+            train_state = {"model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                           "optimizer": optimizer.state_dict(),
+                           "ema": ema.state_dict() if ema is not None else None,
+                           "scaler": scaler.state_dict() if scaler is not None else None,
+                           "epoch": state.epoch, "step": state.step, "history": history,
+                           "wall_seconds": row["wall_seconds"]}
+            save_checkpoint(last_path, {**ckpt_meta, "state_dict": weights,
+                                        "train_state": train_state})
+            records.write_history(cfg.out, history)
+            tb.log(row)
+            print(records.epoch_line(row, cfg.epochs), flush=True)
+            records.plot_curves(os.path.join(cfg.out, "curves.png"), history,
+                                f"{meta['model']} on {cfg.dataset}")
+    finally:
+        tb.close()
+    barrier(dist)
+    summary = _summary(cfg, history, extra)
+    if main:
+        if os.path.exists(best_path):
+            export_safetensors(load_checkpoint(best_path), os.path.join(cfg.out, "best.safetensors"))
+        if history and not os.path.exists(os.path.join(cfg.out, "curves.png")):
+            records.plot_curves(os.path.join(cfg.out, "curves.png"), history, meta["model"])
+        records.write_json(os.path.join(cfg.out, "summary.json"), summary)
+    return summary
