@@ -213,9 +213,11 @@ class ConvLSTM(_Cell):
 
     def forward(self, x, state=None):
         h, c = state if state is not None else self.zero_state(x)
-        pre = self._gates(self.gates, x, h)
-        i, f, o = torch.sigmoid(pre[:, :3]).unbind(1)
-        c = torch.addcmul(f * c, i, torch.tanh(pre[:, 3]))
+        # split (not slicing) so that backward concatenates the gate gradients instead of
+        # zero-filling a full-size buffer per slice
+        ifo, g = self._gates(self.gates, x, h).split((3, 1), dim=1)
+        i, f, o = torch.sigmoid(ifo).unbind(1)
+        c = torch.addcmul(f * c, i, torch.tanh(g.squeeze(1)))
         return (o * torch.tanh(c), c)
 
 
