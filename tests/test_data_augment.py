@@ -11,13 +11,13 @@ def test_crop_flip_matches_per_sample_definition():
     out = crop_flip(x, 2, True, torch.Generator().manual_seed(0))
     # Re-draw the same random numbers and build each sample the slow, obvious way.
     g = torch.Generator().manual_seed(0)
-    dy = torch.randint(0, 5, (16, 1), generator=g)
-    dx = torch.randint(0, 5, (16, 1), generator=g)
-    mirrored = torch.rand(16, 1, generator=g) < 0.5
+    dy = torch.randint(0, 5, (16,), generator=g)
+    dx = torch.randint(0, 5, (16,), generator=g)
+    mirrored = torch.rand(16, generator=g) < 0.5
     padded = F.pad(x, (0, 0, 2, 2, 2, 2))
     for i in range(16):
-        ref = padded[i, dy[i, 0]:dy[i, 0] + 8, dx[i, 0]:dx[i, 0] + 8]
-        if mirrored[i, 0]:
+        ref = padded[i, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8]
+        if mirrored[i]:
             ref = ref.flip(1)
         assert torch.equal(out[i], ref)
     assert 0 < int(mirrored.sum()) < 16
@@ -69,3 +69,18 @@ def test_loader_shards_are_disjoint_and_cover_everything():
     assert again.indices().tolist() != train_idx[0]
     batches = list(again)
     assert len(batches) == 2 and batches[0][0].shape == (2, 3, 4, 4)
+
+
+def test_reference_loader_matches_fast_loader_in_eval():
+    from regnet.data import ReferenceLoader
+    ds = ArrayDataset(torch.randint(0, 256, (10, 8, 8, 3), dtype=torch.uint8), torch.arange(10) % 2,
+                      ("a", "b"))
+    kw = dict(train=False, augment="cifar", image_size=8, mean=[0.4] * 3, std=[0.2] * 3)
+    fast = list(InMemoryLoader(ds, 4, **kw))
+    slow = list(ReferenceLoader(ds, 4, **kw))
+    assert len(fast) == len(slow) == 3
+    for (xf, yf), (xs, ys) in zip(fast, slow):
+        assert torch.allclose(xf, xs, atol=1e-5) and torch.equal(yf, ys)
+    train = ReferenceLoader(ds, 4, **{**kw, "train": True})
+    train.set_epoch(1)
+    assert len(train) == 2 and next(iter(train))[0].shape == (4, 3, 8, 8)

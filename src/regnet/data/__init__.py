@@ -9,9 +9,10 @@ from .arrays import ArrayDataset, DataSplits, balanced_split, channel_stats, ran
 from .augment import KINDS as AUGMENTS
 from .errors import DatasetError
 from .loader import InMemoryLoader
+from .reference import ReferenceLoader
 
 __all__ = ["DATASETS", "AUGMENTS", "ArrayDataset", "DataSplits", "DatasetError", "InMemoryLoader",
-           "build_datasets", "default_augment"]
+           "ReferenceLoader", "build_datasets", "default_augment"]
 
 DATASETS = ("cifar10", "cifar100", "imagefolder", "digits")
 

@@ -16,21 +16,23 @@ KINDS = ("cifar", "crop", "imagenet", "none")
 
 
 def crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Random `pad`-pixel translation (zero padding, as He et al.) and optional horizontal flip,
-    done as a single gather: each sample's rows and columns are index vectors, and a flip is
-    just that sample's columns read backwards."""
-    n, h, w, _ = x.shape
+    """Random `pad`-pixel translation (zero padding, as He et al.) and optional horizontal flip.
+
+    The padded batch is viewed (no copy) as every sample's (2*pad+1)^2 candidate windows, so
+    one advanced index per sample picks its window: the index arithmetic is per sample, not
+    per pixel, which is what makes this several times faster than a per-pixel gather."""
+    n, h, w, c = x.shape
     padded = F.pad(x, (0, 0, pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
-    rows = dy + torch.arange(h)
-    cols = torch.arange(w).expand(n, w)
+    sn, sh, sw, sc = padded.stride()
+    k = 2 * pad + 1
+    windows = padded.as_strided((n, k, k, h, w, c), (sn, sh, sw, sh, sw, sc))
+    dy = torch.randint(0, k, (n,), generator=gen)
+    dx = torch.randint(0, k, (n,), generator=gen)
+    out = windows[torch.arange(n), dy, dx]
     if flip:
-        mirrored = torch.rand(n, 1, generator=gen) < 0.5
-        cols = torch.where(mirrored, cols.flip(1), cols)
-    cols = dx + cols
-    batch = torch.arange(n)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]]
+        mirrored = torch.rand(n, generator=gen) < 0.5
+        out = torch.where(mirrored[:, None, None, None], out.flip(2), out)
+    return out
 
 
 def random_resized_crop(x: torch.Tensor, size: int, gen: torch.Generator,

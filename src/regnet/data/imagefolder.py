@@ -68,10 +68,11 @@ def _resize_centre_crop(img: Image.Image, size: int) -> Image.Image:
 
 
 def _cache_key(root: str, paths: list[str], size: int | None) -> str:
-    digest = hashlib.sha1(f"{os.path.abspath(root)}|{size}".encode())
+    # Relative names: '../data/x' and '/abs/data/x' are the same folder and share one entry.
+    digest = hashlib.sha1(f"{os.path.realpath(root)}|{size}".encode())
     for p in paths:
         st = os.stat(p)
-        digest.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        digest.update(f"{os.path.relpath(p, root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
 

@@ -51,7 +51,8 @@ class TrainConfig:
     compile: bool = False
     threads: int = 0                   # 0: every core (divided among local ranks)
     device: str = "auto"               # auto | cpu | cuda | cuda:N
-    num_workers: int = 0               # kept for API compatibility: data is in memory
+    fast_data: bool = True             # batched in-memory augmentation; off: per-sample DataLoader
+    num_workers: int = 0               # DataLoader workers (only with fast_data off)
     # Reproducibility and output.
     seed: int = 0
     deterministic: bool = False

@@ -14,7 +14,7 @@ import time
 import torch
 
 from regnet.complexity import complexity
-from regnet.data import InMemoryLoader, build_datasets, default_augment
+from regnet.data import InMemoryLoader, ReferenceLoader, build_datasets, default_augment
 from regnet.registry import create_model, get_entry
 
 from . import records
@@ -111,11 +111,16 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
                          f"{dist.world_size} processes")
     common = dict(image_size=size, mean=mean, std=std, seed=cfg.seed, rank=dist.rank,
                   world_size=dist.world_size, channels_last=cfg.channels_last, device=device)
-    train_loader = InMemoryLoader(splits.train, cfg.batch_size // dist.world_size, train=True,
-                                  augment=augment, **common)
+    if cfg.fast_data:
+        make_loader = InMemoryLoader
+    else:
+        def make_loader(*a, **kw):
+            return ReferenceLoader(*a, num_workers=cfg.num_workers, **kw)
+    train_loader = make_loader(splits.train, cfg.batch_size // dist.world_size, train=True,
+                               augment=augment, **common)
     eval_name = splits.eval_split
-    eval_loader = (InMemoryLoader(splits.split(eval_name), max(cfg.batch_size // dist.world_size,
-                                  64), train=False, augment=augment, **common)
+    eval_loader = (make_loader(splits.split(eval_name), max(cfg.batch_size // dist.world_size, 64),
+                               train=False, augment=augment, **common)
                    if eval_name else None)
 
     # Model, optimiser, EMA, precision.
@@ -153,7 +158,7 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
 
     extra = {"params": counts["params"], "flops": counts["flops"], "num_classes": num_classes,
              "train_images": len(splits.train),
-             "eval_split": eval_name, "eval_images": len(eval_loader.ds) if eval_loader else 0,
+             "eval_split": eval_name, "eval_images": len(eval_loader.ds) if eval_loader else 0, "fast_data": cfg.fast_data,
              "device": str(device), "cpu": platform.processor() or platform.machine(),
              "threads": threads, "world_size": dist.world_size,
              "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
