@@ -48,6 +48,14 @@ def all_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 
+def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Rank 0's BN running statistics to every rank, so all ranks evaluate the model rank 0
+    saves (DDP syncs buffers only at the start of each forward, one step behind)."""
+    if info.enabled:
+        for buf in module.buffers():
+            dist.broadcast(buf, 0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -96,8 +96,10 @@ class Progress:
 
 def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state: StepState, *,
                     device: torch.device, amp_dtype, scaler=None, ema=None, dist: DistInfo,
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, net: nn.Module | None = None) -> dict:
+    """`model` may be wrapped (DDP, torch.compile); `net` is the plain module the EMA tracks."""
     model.train()
+    net = model if net is None else net
     steps = len(loader)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -108,10 +110,10 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
         with autocast(device, amp_dtype):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-        finite = torch.isfinite(loss.detach()).float()
+        finite = bool(torch.isfinite(loss.detach()))
         if dist.enabled:  # every rank must stop together, or the others wait forever
-            finite = torch.tensor(min(all_sum([1.0 - finite.item()], dist)[0], 1.0) == 0.0)
-        if not bool(finite):
+            finite = all_sum([0.0 if finite else 1.0], dist)[0] == 0.0
+        if not finite:
             raise NonFiniteLossError(
                 f"loss became {loss.item()} at step {state.step + 1} (epoch {state.epoch + 1}, "
                 f"batch {i}/{steps}); training stopped")
@@ -129,7 +131,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
         else:
             optimizer.step()
         if ema is not None:
-            ema.update(model.module if hasattr(model, "module") else model)
+            ema.update(net)
         state.step += 1
         n = y.shape[0]
         seen += n

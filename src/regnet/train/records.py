@@ -63,6 +63,9 @@ def plot_curves(path: str, history: list[dict], title: str) -> None:
             ax.plot(*zip(*val), "s-", label="validation", ms=3)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
+        values = [v for line in ax.get_lines() for v in line.get_ydata() if v and v > 0]
+        if key == "loss" and values and max(values) > 20 * min(values):
+            ax.set_yscale("log")  # an early validation blow-up would flatten the rest
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)

@@ -20,7 +20,7 @@ from regnet.registry import create_model, get_entry
 from . import records
 from .checkpoint import FORMAT, export_safetensors, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .distributed import DistInfo, barrier, init_distributed, shutdown, sync_buffers
 from .ema import ModelEma
 from .engine import (NonFiniteLossError, Progress, StepState, evaluate, resolve_amp,
                      resolve_device, train_one_epoch)
@@ -189,13 +189,14 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
             try:
                 row = train_one_epoch(model, train_loader, optimizer, cfg, state, device=device,
                                       amp_dtype=amp_dtype, scaler=scaler, ema=ema, dist=dist,
-                                      progress=progress)
+                                      progress=progress, net=net)
             except NonFiniteLossError as err:
                 kept = (f"the last good checkpoint is {last_path} (epoch {state.epoch})"
                         if os.path.exists(last_path) else "no epoch finished, so none was saved")
                 raise NonFiniteLossError(f"{err}; {kept}") from None
             state.epoch = epoch
             row = {"epoch": epoch, **row}
+            sync_buffers(eval_model, dist)
             if eval_loader is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 ev = evaluate(eval_model, eval_loader, device=device, amp_dtype=amp_dtype,
                               dist=dist, flip=cfg.eval_flip)
