@@ -140,6 +140,8 @@ def test_imagefolder_train_val_dirs_and_resize(tmp_path):
     splits = build_datasets("imagefolder", str(tmp_path), image_size=8, cache_dir="")
     assert splits.train.images.shape == (8, 8, 8, 3) and splits.val.images.shape == (4, 8, 8, 3)
     assert splits.eval_split == "val"
+    big = build_datasets("imagefolder", str(tmp_path), image_size=70, cache_dir="")
+    assert big.train.image_size == (80, 80)  # stored at 70 / 0.875 for crops to sample from
 
 
 def test_unreadable_image_names_its_path(tmp_path):

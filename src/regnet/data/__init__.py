@@ -45,7 +45,10 @@ def build_datasets(name: str, data_dir: str | None, val_split: int = 0, seed: in
         train, test = load_cifar(name, data_dir, download)
     elif name == "imagefolder":
         from .imagefolder import load_imagefolder
-        train, val = load_imagefolder(data_dir, image_size, cache_dir)
+        # Large images are stored at the eval resize (size / 0.875) so that random-resized
+        # crops and the centre crop both sample from more pixels than they output.
+        store = image_size if not image_size or image_size <= 64 else round(image_size / 0.875)
+        train, val = load_imagefolder(data_dir, store, cache_dir)
     else:
         from .digits import load_digits
         train = load_digits()
