@@ -1,9 +1,10 @@
-"""`regnet analyze features` and `regnet analyze probe`: the self-regulated paper's Fig. 1.
+r"""`regnet analyze features` and `regnet analyze probe`: the self-regulated paper's Fig. 1.
 
     regnet analyze features runs/resnet20/best.pt --compare runs/regnet20_lstm/best.pt \
         --image cat.jpg --out fig1a.png
     regnet analyze probe runs/resnet20/best.pt --compare runs/regnet20_lstm/best.pt \
-        --dataset cifar10 --data-dir ../shared/data/cifar10-jpg --val-split 5000 --out fig1b/
+        --dataset imagefolder --data-dir ../shared/data/cifar10-jpg/train --val-split 5000 \
+        --out fig1b/
 """
 from __future__ import annotations
 
