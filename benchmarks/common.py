@@ -1,9 +1,16 @@
-"""Shared pieces of the benchmark scripts: machine facts, result files, and the plain reference
-training loop every speed figure is compared against.
+"""Shared pieces of the benchmark scripts: machine facts, result files, data, peak memory, and
+the two training loops every speed figure compares.
 
-The reference loop is what the popular CIFAR reference repositories do: the model in NCHW fp32,
+The REFERENCE loop is what the popular CIFAR reference repositories do: the model in NCHW fp32,
 eager mode, a standard `torch.utils.data.DataLoader` over a dataset that augments one sample at a
-time in Python (pad-4 random crop, horizontal flip, to float, normalise), SGD with momentum.
+time (pad-4 random crop, horizontal flip, to float, normalise; the library's own
+`regnet.data.ReferenceLoader`, which is also `regnet train --no-fast-data`), plain SGD with
+momentum.
+
+The FAST path is what `regnet train` does by default, called through the library's own code:
+`regnet.data.InMemoryLoader` (uint8 images in memory, batched augmentation) feeding
+`regnet.train.engine.train_one_epoch` (autocast, channels_last, the optimiser step), with the
+model, optimiser and precision set up from a `TrainConfig` the way the trainer does.
 """
 from __future__ import annotations
 
@@ -11,15 +18,26 @@ import datetime as _dt
 import json
 import os
 import platform
+import resource
+import statistics
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
+from regnet.data import ArrayDataset, InMemoryLoader, ReferenceLoader, build_datasets
+from regnet.data.arrays import channel_stats
+from regnet.registry import create_model
+from regnet.train import TrainConfig
+from regnet.train.distributed import DistInfo
+from regnet.train.engine import (StepState, resolve_amp, resolve_device, train_one_epoch)
+from regnet.train.optim import build_optimizer
+from regnet.train.trainer import configure_runtime
 
+
+# ---------------------------------------------------------------------------------------------
+# Machine facts and result files
 
 def machine_info() -> dict:
     cpu = platform.processor() or ""
@@ -29,18 +47,28 @@ def machine_info() -> dict:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    try:  # other jobs on a shared machine change every figure; the load says how much
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_avg_1_5_15": load,
     }
 
 
-def write_result(path: str | None, result: dict) -> None:
+def command_line() -> str:
+    return " ".join([os.path.relpath(sys.argv[0]) if sys.argv[0] else "python", *sys.argv[1:]])
+
+
+def write_result(path: str | None, result: dict, quiet: bool = False) -> None:
     """Print the result and, if asked, write it as one JSON file (atomically)."""
     text = json.dumps(result, indent=2, sort_keys=True)
-    print(text)
+    if not quiet:
+        print(text)
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.tmp"
@@ -49,49 +77,188 @@ def write_result(path: str | None, result: dict) -> None:
         os.replace(tmp, path)
 
 
-class PerSampleAugmented(Dataset):
-    """uint8 NHWC images -> per-sample pad-4 crop, flip, float, normalise (the reference way)."""
+def parse_models(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise SystemExit("error: --models names no model")
+    return models
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.images, self.labels = images, labels
-        self.mean = torch.tensor(CIFAR_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(CIFAR_STD).view(3, 1, 1)
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory of one phase
+
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start a fresh peak. Returns True when the CPU peak (VmHWM) could be reset, so the figure
+    belongs to this phase; otherwise it is the whole process's peak so far (ru_maxrss)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    try:  # Linux >= 4.0: writing 5 resets the resident-set high-water mark of this process
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory(device: torch.device, phase_scoped: bool) -> dict:
+    out = {}
+    rss_kib = None
+    if phase_scoped:
+        try:
+            with open("/proc/self/status") as f:
+                rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            rss_kib = None
+    if rss_kib is None:
+        phase_scoped = False
+        rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    out["peak_rss_mib"] = round(rss_kib / 1024, 1)
+    out["peak_rss_scope"] = "phase" if phase_scoped else "process"
+    if device.type == "cuda":
+        out["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+def synthetic_dataset(n: int, size: int = 32, num_classes: int = 10, seed: int = 0
+                      ) -> ArrayDataset:
+    """Random uint8 images shaped like CIFAR (N x size x size x 3) with random labels: the
+    speed of a step does not depend on what the pixels show."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, num_classes, (n,), generator=gen)
+    return ArrayDataset(images, labels, tuple(f"class{i}" for i in range(num_classes)))
+
+
+def load_data(data_dir: str | None, n: int, size: int, seed: int = 0
+              ) -> tuple[ArrayDataset, list, list, str]:
+    """(dataset, mean, std, description): synthetic when `data_dir` is None, else the image
+    folder read by the library's imagefolder reader (decoded once, then cached), `n` images of
+    it (seeded subset; 0 = all)."""
+    if data_dir is None:
+        ds = synthetic_dataset(n, size, seed=seed)
+        desc = f"synthetic uint8 {n}x{size}x{size}x3"
+    else:
+        splits = build_datasets("imagefolder", data_dir, 0, seed, train_subset=n or None,
+                                image_size=size)
+        ds = splits.train
+        desc = f"imagefolder {data_dir} ({len(ds)} images, {size}x{size})"
+    mean, std = channel_stats(ds.images)
+    return ds, list(mean), list(std), desc
+
+
+class FirstBatches:
+    """The first `n` batches of a loader (moving on to further epochs if one is too short),
+    with the loader interface `train_one_epoch` expects (`len`, iteration)."""
+
+    def __init__(self, loader, n: int, first_epoch: int = 1):
+        self.loader, self.n, self.epoch = loader, n, first_epoch
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return self.n
 
-    def __getitem__(self, i):
-        img = self.images[i].permute(2, 0, 1).float().div_(255)
-        img = F.pad(img, (4, 4, 4, 4))
-        y0, x0 = torch.randint(0, 9, (2,)).tolist()
-        img = img[:, y0:y0 + 32, x0:x0 + 32]
-        if torch.rand(()) < 0.5:
-            img = img.flip(-1)
-        return (img - self.mean) / self.std, self.labels[i]
+    def __iter__(self):
+        done = 0
+        while done < self.n:
+            self.loader.set_epoch(self.epoch)
+            self.epoch += 1
+            for batch in self.loader:
+                yield batch
+                done += 1
+                if done == self.n:
+                    return
 
 
-def reference_train_throughput(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                               batch_size: int, steps: int, warmup: int = 3,
-                               num_workers: int = 0) -> dict:
+# ---------------------------------------------------------------------------------------------
+# The two training loops
+
+def fast_config(model: str, batch_size: int, amp: str = "auto", channels_last: bool = True,
+                compile: bool = False, threads: int = 0, device: str = "auto") -> TrainConfig:
+    """`regnet train`'s defaults with the knobs a benchmark varies."""
+    return TrainConfig(model=model, batch_size=batch_size, amp=amp, channels_last=channels_last,
+                       compile=compile, threads=threads, device=device, lr=0.05,
+                       tensorboard=False, progress="none")
+
+
+def reference_train_throughput(model_name: str, ds: ArrayDataset, mean, std, batch_size: int,
+                               steps: int, warmup: int = 3, num_workers: int = 0,
+                               device: str | torch.device = "cpu") -> dict:
     """images/s of the plain loop, data loading included. `num_workers=0` is the fair setting on
     a 2-core machine: worker processes compete with the model's own threads for the cores."""
-    loader = DataLoader(PerSampleAugmented(images, labels), batch_size=batch_size, shuffle=True,
-                        drop_last=True, num_workers=num_workers)
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model = create_model(model_name, num_classes=ds.num_classes).to(device)
+    loader = FirstBatches(ReferenceLoader(ds, batch_size, train=True, augment="cifar",
+                                          image_size=ds.image_size[0], mean=mean, std=std,
+                                          channels_last=False, device=device,
+                                          num_workers=num_workers), warmup + steps)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     model.train()
-    done, seen, t0 = 0, 0, None
-    while done < warmup + steps:
-        for x, y in loader:
-            if done == warmup:
-                t0, seen = time.perf_counter(), 0
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            done += 1
-            seen += len(y)
-            if done >= warmup + steps:
-                break
+    scoped = False
+    done, seen, t0 = 0, 0, time.perf_counter()
+    for x, y in loader:
+        if done == warmup:
+            sync(device)
+            scoped = reset_peak_memory(device)
+            t0, seen = time.perf_counter(), 0
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done += 1
+        seen += len(y)
+    sync(device)
     seconds = time.perf_counter() - t0
     return {"images_per_s": seen / seconds, "ms_per_step": 1000 * seconds / steps,
-            "steps": steps, "batch_size": batch_size}
+            "steps": steps, "batch_size": batch_size, "dtype": "float32",
+            "memory_format": "contiguous", "compile": False, "data": "per-sample DataLoader",
+            **peak_memory(device, scoped)}
+
+
+def fast_train_throughput(cfg: TrainConfig, ds: ArrayDataset, mean, std, steps: int,
+                          warmup: int = 3) -> dict:
+    """images/s of `regnet train`'s own loop (InMemoryLoader + train_one_epoch), data included.
+    Set up as the trainer does: threads, memory format, optimiser, autocast dtype, compile."""
+    dist = DistInfo()
+    threads = configure_runtime(cfg, dist)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(0)
+    net = create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_args).to(device)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    optimizer = build_optimizer(net, cfg)
+    amp_dtype = resolve_amp(cfg.amp, device)
+    model = torch.compile(net) if cfg.compile else net
+    loader = InMemoryLoader(ds, cfg.batch_size, train=True, augment="cifar",
+                            image_size=ds.image_size[0], mean=mean, std=std, seed=cfg.seed,
+                            channels_last=cfg.channels_last, device=device)
+    state = StepState()
+    kw = dict(device=device, amp_dtype=amp_dtype, dist=dist, net=net)
+    warm_s = 0.0
+    if warmup:  # first steps pay for allocation, oneDNN primitive creation, compilation
+        warm_s = train_one_epoch(model, FirstBatches(loader, warmup), optimizer, cfg, state,
+                                 **kw)["train_seconds"]
+    sync(device)
+    scoped = reset_peak_memory(device)
+    row = train_one_epoch(model, FirstBatches(loader, steps, first_epoch=100), optimizer, cfg,
+                          state, **kw)
+    sync(device)
+    seconds = row["train_seconds"]
+    return {"images_per_s": steps * cfg.batch_size / seconds, "ms_per_step": 1000 * seconds / steps,
+            "steps": steps, "batch_size": cfg.batch_size,
+            "dtype": str(amp_dtype).replace("torch.", "") if amp_dtype else "float32",
+            "memory_format": "channels_last" if cfg.channels_last else "contiguous",
+            "compile": cfg.compile, "data": "InMemoryLoader (batched)", "threads": threads,
+            "warmup_seconds": warm_s, **peak_memory(device, scoped)}
