@@ -60,6 +60,12 @@ def machine_info() -> dict:
     }
 
 
+def machine_line(mach: dict) -> str:
+    """One line of the facts a reader needs to weigh a figure."""
+    return (f"{mach['cpu']}, {mach['cores']} cores, torch {mach['torch']}, "
+            f"{mach['threads']} threads, load {mach['load_avg_1_5_15']}, {mach['date']}")
+
+
 def command_line() -> str:
     return " ".join([os.path.relpath(sys.argv[0]) if sys.argv[0] else "python", *sys.argv[1:]])
 

@@ -38,7 +38,8 @@ from regnet.train.engine import resolve_device
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (command_line, fast_config, fast_train_throughput, load_data,  # noqa: E402
-                    machine_info, median, parse_models, reference_train_throughput, write_result)
+                    machine_info, machine_line, median, parse_models,
+                    reference_train_throughput, write_result)
 
 MODELS = "resnet20"     # comma-separated registry names
 BATCH = 128             # images per step (both loops)
@@ -148,9 +149,7 @@ def main(argv=None) -> dict:
 
 
 def print_summary(result: dict) -> None:
-    mach = result["machine"]
-    print(f"\n{mach['cpu']}, {mach['cores']} cores, torch {mach['torch']}, "
-          f"{mach['threads']} threads, load {mach['load_avg_1_5_15']}")
+    print(f"\n{machine_line(result['machine'])}")
     print(f"{'model':<22}{'reference img/s':>16}{'fast img/s':>12}{'fast/ref':>10}"
           f"{'fast ms/step':>14}{'fast peak MiB':>15}")
     for m, e in result["models"].items():

@@ -1,0 +1,122 @@
+"""Smoke tests of the benchmark scripts on tiny settings: they run end to end, write the JSON
+they promise, and every ratio is a positive finite number. No timing thresholds (the machine is
+shared; speed claims belong in docs/PERFORMANCE.md with their commands)."""
+import importlib.util
+import json
+import math
+import os
+
+import pytest
+from PIL import Image
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def positive(x):
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture
+def tiny_folder(tmp_path, monkeypatch):
+    """A 2-class image folder of 12 16x16 JPEGs per class; decode cache kept in tmp."""
+    monkeypatch.setenv("REGNET_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    for c, colour in enumerate([(200, 30, 30), (30, 30, 200)]):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (16, 16), tuple(v + 3 * i for v in colour)).save(
+                root / f"class{c}" / f"{i}.jpg")
+    return root
+
+
+def test_train_throughput_keys_and_ratios(tmp_path):
+    out = tmp_path / "tt.json"
+    result = load_script("train_throughput").main(
+        ["--models", "resnet20,regnet20_lstm", "--amp", "auto,off", "--steps", "1",
+         "--warmup", "0", "--repeats", "1", "--batch-size", "8", "--images", "16",
+         "--image-size", "16", "--threads", "1", "--quiet", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert set(result["models"]) == {"resnet20", "regnet20_lstm"}
+    for entry in result["models"].values():
+        for kind in ("reference", "fast", "fast_amp_off"):
+            phase = entry[kind]
+            assert positive(phase["images_per_s"]) and positive(phase["ms_per_step"])
+            assert phase["peak_rss_mib"] > 0 and phase["batch_size"] == 8
+        assert entry["reference"]["dtype"] == "float32"
+        assert entry["reference"]["memory_format"] == "contiguous"
+        assert entry["fast"]["memory_format"] == "channels_last"
+        assert entry["fast_amp_off"]["dtype"] == "float32"
+        assert positive(entry["fast_over_reference"])
+        assert positive(entry["fast_amp_off_over_fast"])
+    assert positive(result["fast_ratio_vs_first_model"]["regnet20_lstm/resnet20"])
+    for key in ("cpu", "cores", "torch", "threads", "date", "load_avg_1_5_15"):
+        assert key in result["machine"]
+    assert result["settings"]["threads"] == 1
+
+
+def test_train_throughput_reads_an_image_folder(tiny_folder, tmp_path):
+    result = load_script("train_throughput").main(
+        ["--data-dir", str(tiny_folder), "--images", "0", "--image-size", "16", "--steps", "1",
+         "--warmup", "0", "--repeats", "1", "--batch-size", "8", "--threads", "1", "--quiet",
+         "--no-reference", "--amp", "off", "--no-channels-last"])
+    entry = result["models"]["resnet20"]
+    assert "reference" not in entry and "fast_over_reference" not in entry
+    assert entry["fast"]["dtype"] == "float32" and entry["fast"]["memory_format"] == "contiguous"
+    assert "24 images" in result["data"]
+
+
+def test_train_throughput_rejects_bad_amp():
+    with pytest.raises(SystemExit):
+        load_script("train_throughput").parse_args(["--amp", "fp8"])
+
+
+def test_inference_keys_and_ratios(tmp_path):
+    out = tmp_path / "inf.json"
+    result = load_script("inference").main(
+        ["--models", "resnet20", "--steps", "1", "--warmup", "0", "--repeats", "1",
+         "--batch-size", "4", "--latency-runs", "2", "--image-size", "16", "--threads", "1",
+         "--quiet", "--out", str(out)])
+    assert json.loads(out.read_text())["benchmark"] == "inference"
+    entry = result["models"]["resnet20"]
+    assert set(entry) == {"reference", "channels_last", "bf16_channels_last"}
+    assert entry["reference"]["dtype"] == "float32"
+    assert entry["bf16_channels_last"]["dtype"] == "bfloat16"
+    for setting, e in entry.items():
+        assert positive(e["images_per_s"]) and positive(e["latency_ms_median"])
+        if setting != "reference":
+            assert positive(e["throughput_over_reference"])
+            assert positive(e["latency_speedup_over_reference"])
+
+
+def test_time_to_accuracy_stops_at_target(tiny_folder, tmp_path):
+    out = tmp_path / "tta.json"
+    # Target 0%: reached at the first evaluation, so both runs stop after one epoch of two.
+    result = load_script("time_to_accuracy").main(
+        ["--data-dir", str(tiny_folder), "--target", "0", "--reference", "--poll", "0.2",
+         "--runs-dir", str(tmp_path / "runs"), "--quiet", "--out", str(out), "--",
+         "--epochs", "2", "--val-split", "4", "--batch-size", "4", "--threads", "1"])
+    assert json.loads(out.read_text())["benchmark"] == "time_to_accuracy"
+    for name in ("fast", "reference"):
+        run = result["runs"][name]
+        assert run["reached"] and run["epoch"] == 1
+        assert positive(float(run["run_wall_seconds"])) and positive(run["process_seconds"])
+        assert os.path.exists(os.path.join(run["out"], "metrics.jsonl"))
+    assert "--no-fast-data" in result["runs"]["reference"]["command"]
+    assert positive(result["reference_over_fast_seconds"])
+
+
+def test_time_to_accuracy_refuses_an_existing_run(tiny_folder, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "fast").mkdir(parents=True)
+    (runs / "fast" / "config.yaml").write_text("model: resnet20\n")
+    with pytest.raises(SystemExit, match="already holds a run"):
+        load_script("time_to_accuracy").main(["--data-dir", str(tiny_folder), "--runs-dir",
+                                              str(runs), "--quiet"])
