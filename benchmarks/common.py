@@ -97,34 +97,40 @@ def median(values: list[float]) -> float:
 # ---------------------------------------------------------------------------------------------
 # Peak memory of one phase
 
-def reset_peak_memory(device: torch.device) -> bool:
-    """Start a fresh peak. Returns True when the CPU peak (VmHWM) could be reset, so the figure
-    belongs to this phase; otherwise it is the whole process's peak so far (ru_maxrss)."""
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field))
+    except (OSError, StopIteration):
+        return None
+
+
+def reset_peak_memory(device: torch.device) -> dict:
+    """Start a fresh peak. The CPU high-water mark (VmHWM) can be reset only down to the
+    current resident set, so memory the allocator kept from earlier phases still counts; the
+    resident set at the start is returned with it so the phase's own growth can be read off.
+    Where the reset is refused the figure is the whole process's peak (ru_maxrss)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     try:  # Linux >= 4.0: writing 5 resets the resident-set high-water mark of this process
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        return True
+        scoped = True
     except OSError:
-        return False
+        scoped = False
+    return {"scoped": scoped, "start_kib": _status_kib("VmRSS:")}
 
 
-def peak_memory(device: torch.device, phase_scoped: bool) -> dict:
-    out = {}
-    rss_kib = None
-    if phase_scoped:
-        try:
-            with open("/proc/self/status") as f:
-                rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-        except (OSError, StopIteration):
-            rss_kib = None
+def peak_memory(device: torch.device, start: dict) -> dict:
+    rss_kib = _status_kib("VmHWM:") if start["scoped"] else None
+    scoped = rss_kib is not None
     if rss_kib is None:
-        phase_scoped = False
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    out["peak_rss_mib"] = round(rss_kib / 1024, 1)
-    out["peak_rss_scope"] = "phase" if phase_scoped else "process"
+    out = {"peak_rss_mib": round(rss_kib / 1024, 1),
+           "peak_rss_scope": "phase" if scoped else "process"}
+    if start["start_kib"] is not None:
+        out["rss_at_start_mib"] = round(start["start_kib"] / 1024, 1)
     if device.type == "cuda":
         out["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return out
@@ -212,12 +218,12 @@ def reference_train_throughput(model_name: str, ds: ArrayDataset, mean, std, bat
                                           num_workers=num_workers), warmup + steps)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     model.train()
-    scoped = False
+    mem = None
     done, seen, t0 = 0, 0, time.perf_counter()
     for x, y in loader:
         if done == warmup:
             sync(device)
-            scoped = reset_peak_memory(device)
+            mem = reset_peak_memory(device)
             t0, seen = time.perf_counter(), 0
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
@@ -230,7 +236,7 @@ def reference_train_throughput(model_name: str, ds: ArrayDataset, mean, std, bat
     return {"images_per_s": seen / seconds, "ms_per_step": 1000 * seconds / steps,
             "steps": steps, "batch_size": batch_size, "dtype": "float32",
             "memory_format": "contiguous", "compile": False, "data": "per-sample DataLoader",
-            **peak_memory(device, scoped)}
+            **peak_memory(device, mem)}
 
 
 def fast_train_throughput(cfg: TrainConfig, ds: ArrayDataset, mean, std, steps: int,
@@ -257,7 +263,7 @@ def fast_train_throughput(cfg: TrainConfig, ds: ArrayDataset, mean, std, steps: 
         warm_s = train_one_epoch(model, FirstBatches(loader, warmup), optimizer, cfg, state,
                                  **kw)["train_seconds"]
     sync(device)
-    scoped = reset_peak_memory(device)
+    mem = reset_peak_memory(device)
     row = train_one_epoch(model, FirstBatches(loader, steps, first_epoch=100), optimizer, cfg,
                           state, **kw)
     sync(device)
@@ -267,4 +273,4 @@ def fast_train_throughput(cfg: TrainConfig, ds: ArrayDataset, mean, std, steps: 
             "dtype": str(amp_dtype).replace("torch.", "") if amp_dtype else "float32",
             "memory_format": "channels_last" if cfg.channels_last else "contiguous",
             "compile": cfg.compile, "data": "InMemoryLoader (batched)", "threads": threads,
-            "warmup_seconds": warm_s, **peak_memory(device, scoped)}
+            "warmup_seconds": warm_s, **peak_memory(device, mem)}

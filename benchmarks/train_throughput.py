@@ -21,9 +21,16 @@ Usage (copy-paste from the repository root):
     .venv/bin/python benchmarks/train_throughput.py --models resnet20 --amp off   # fp32 fast path
     .venv/bin/python benchmarks/train_throughput.py --models resnet20 \
         --data-dir /work/shared/data/cifar10-jpg/train        # real JPEG-decoded images
-Peak memory: the resident-set high-water mark of each timed phase (VmHWM reset before it;
-`peak_rss_scope: process` if the kernel does not allow the reset), plus
+Peak memory: the resident-set high-water mark of each timed phase (VmHWM reset before it, but
+only down to the resident set at that moment, `rss_at_start_mib`: heap the allocator kept from
+earlier phases still counts, so for one model's own figure run it alone with --no-reference;
+`peak_rss_scope: process` where the kernel refuses the reset), plus
 torch.cuda.max_memory_allocated on a GPU.
+
+Threads: both loops use --threads (0 = every core, regnet train's rule). On a machine that other
+jobs keep busy, every-core OpenMP is pathological: measured here while a 2-thread training job
+ran (load ~5 on 2 cores), ResNet-20's fast path did 16 img/s at 2 threads and 444 img/s at 1
+thread. Measure on a quiet machine, or pass --threads 1 and say so.
 """
 from __future__ import annotations
 
