@@ -21,6 +21,9 @@ Usage (copy-paste from the repository root; ~25 min for fast alone on a quiet 2-
     .venv/bin/python benchmarks/time_to_accuracy.py --target 91 --reference \
         --out benchmarks/results/time_to_accuracy_resnet20_vs_reference.json
 Flags after `--` go to `regnet train` unchanged (e.g. `-- --epochs 20 --batch-size 128`).
+A run made without this script (same recipe, fresh --out) can be read afterwards, no training:
+    .venv/bin/python benchmarks/time_to_accuracy.py --target 91 \
+        --from-run runs/resnet20_cifar10jpg_fast --out benchmarks/results/tta_from_run.json
 """
 from __future__ import annotations
 
@@ -61,6 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--full", action="store_true", help="let each run finish its epochs")
     p.add_argument("--runs-dir", default=None,
                    help="parent of the run folders (default runs/tta/MODEL_<UTC time>)")
+    p.add_argument("--from-run", metavar="DIR",
+                   help="report the first epoch at the target from an existing run's "
+                        "metrics.jsonl instead of training (its own wall_seconds)")
     p.add_argument("--poll", type=float, default=POLL)
     p.add_argument("--out", help="JSON result file")
     p.add_argument("--quiet", action="store_true", help="do not print the JSON")
@@ -79,6 +85,39 @@ def read_rows(path: str) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         return []
+
+
+def first_hit(rows: list[dict], target: float) -> dict | None:
+    for row in rows:
+        top1 = row.get("val_top1")
+        if top1 is not None and top1 >= target:
+            return {"epoch": row["epoch"], "val_top1": top1,
+                    "run_wall_seconds": row["wall_seconds"]}
+    return None
+
+
+def describe(rows: list[dict], hit: dict | None, **extra) -> dict:
+    return {**extra, "reached": hit is not None, **(hit or {}), "epochs_run": len(rows),
+            "best_val_top1": max((r["val_top1"] for r in rows if r.get("val_top1") is not None),
+                                 default=None),
+            "mean_images_per_s": (sum(r["images_per_sec"] for r in rows) / len(rows)
+                                  if rows else None),
+            "history": [{k: r.get(k) for k in ("epoch", "val_top1", "wall_seconds",
+                                                 "images_per_sec")} for r in rows]}
+
+
+def from_run(run_dir: str, target: float) -> dict:
+    rows = read_rows(os.path.join(run_dir, "metrics.jsonl"))
+    if not rows:
+        raise SystemExit(f"error: {run_dir} has no metrics.jsonl rows")
+    hit = first_hit(rows, target)
+    summary_path = os.path.join(run_dir, "summary.json")
+    summary = {}
+    if os.path.exists(summary_path):
+        with open(summary_path) as f:
+            summary = json.load(f)
+    return describe(rows, hit, out=run_dir, command=None, amp=summary.get("amp"),
+                    threads=summary.get("threads"))
 
 
 def run_one(name: str, args, extra_flags: list[str]) -> dict:
@@ -100,15 +139,11 @@ def run_one(name: str, args, extra_flags: list[str]) -> dict:
             while True:
                 finished = proc.poll() is not None
                 rows = read_rows(os.path.join(out, "metrics.jsonl"))
-                for row in rows:
-                    top1 = row.get("val_top1")
-                    if hit is None and top1 is not None and top1 >= args.target:
-                        hit = {"epoch": row["epoch"], "val_top1": top1,
-                               "run_wall_seconds": row["wall_seconds"],
-                               "process_seconds": time.perf_counter() - start}
-                        print(f"[{name}] target {args.target}% reached at epoch {row['epoch']}: "
-                              f"{top1:.2f}% after {row['wall_seconds']:.0f} s",
-                              file=sys.stderr, flush=True)
+                if hit is None and (hit := first_hit(rows, args.target)) is not None:
+                    hit["process_seconds"] = time.perf_counter() - start
+                    print(f"[{name}] target {args.target}% reached at epoch {hit['epoch']}: "
+                          f"{hit['val_top1']:.2f}% after {hit['run_wall_seconds']:.0f} s",
+                          file=sys.stderr, flush=True)
                 if finished or (hit is not None and not args.full):
                     break
                 time.sleep(args.poll)
@@ -130,22 +165,18 @@ def run_one(name: str, args, extra_flags: list[str]) -> dict:
     if os.path.exists(summary_path):
         with open(summary_path) as f:
             summary = json.load(f)
-    return {"command": " ".join(cmd), "out": out, "reached": hit is not None, **(hit or {}),
-            "epochs_run": len(rows),
-            "best_val_top1": max((r["val_top1"] for r in rows if r.get("val_top1") is not None),
-                                 default=None),
-            "mean_images_per_s": (sum(r["images_per_sec"] for r in rows) / len(rows)
-                                  if rows else None),
-            "amp": summary.get("amp"), "threads": summary.get("threads"),
-            "history": [{k: r.get(k) for k in ("epoch", "val_top1", "wall_seconds",
-                                                 "images_per_sec")} for r in rows]}
+    return describe(rows, hit, command=" ".join(cmd), out=out, amp=summary.get("amp"),
+                    threads=summary.get("threads"))
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     machine_before = machine_info()
-    runs = {"fast": run_one("fast", args, [])}
-    if args.reference:
+    if args.from_run:
+        runs = {"from_run": from_run(args.from_run, args.target)}
+    else:
+        runs = {"fast": run_one("fast", args, [])}
+    if args.reference and not args.from_run:
         runs["reference"] = run_one("reference", args, REFERENCE_FLAGS)
     result = {"benchmark": "time_to_accuracy", "command": command_line(),
               "machine": machine_info(), "load_avg_at_start": machine_before["load_avg_1_5_15"],
@@ -159,8 +190,9 @@ def main(argv=None) -> dict:
                                                  / runs["fast"]["run_wall_seconds"])
     write_result(args.out, result, quiet=args.quiet)
     for name, r in runs.items():
-        status = (f"{r['val_top1']:.2f}% at epoch {r['epoch']}, {r['run_wall_seconds']:.0f} s "
-                  f"(process {r['process_seconds']:.0f} s)" if r["reached"]
+        process = f" (process {r['process_seconds']:.0f} s)" if "process_seconds" in r else ""
+        status = (f"{r['val_top1']:.2f}% at epoch {r['epoch']}, {r['run_wall_seconds']:.0f} s"
+                  f"{process}" if r["reached"]
                   else f"not reached in {r['epochs_run']} epochs (best {r['best_val_top1']})")
         print(f"{name}: target {args.target}%: {status}")
     if "reference_over_fast_seconds" in result:

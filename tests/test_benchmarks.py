@@ -120,3 +120,17 @@ def test_time_to_accuracy_refuses_an_existing_run(tiny_folder, tmp_path):
     with pytest.raises(SystemExit, match="already holds a run"):
         load_script("time_to_accuracy").main(["--data-dir", str(tiny_folder), "--runs-dir",
                                               str(runs), "--quiet"])
+
+
+def test_time_to_accuracy_reads_an_existing_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"epoch": e, "val_top1": top1, "wall_seconds": 10.0 * e, "images_per_sec": 100.0}
+            for e, top1 in ((1, 50.0), (2, 91.5), (3, 92.0))]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tta = load_script("time_to_accuracy")
+    result = tta.main(["--from-run", str(run), "--target", "91", "--quiet"])
+    hit = result["runs"]["from_run"]
+    assert (hit["epoch"], hit["run_wall_seconds"], hit["epochs_run"]) == (2, 20.0, 3)
+    missed = tta.main(["--from-run", str(run), "--target", "95", "--quiet"])["runs"]["from_run"]
+    assert not missed["reached"] and missed["best_val_top1"] == 92.0
