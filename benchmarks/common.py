@@ -204,6 +204,35 @@ def fast_config(model: str, batch_size: int, amp: str = "auto", channels_last: b
                        tensorboard=False, progress="none")
 
 
+def reference_loader(ds: ArrayDataset, mean, std, batch_size: int, num_workers: int = 0,
+                     device: str | torch.device = "cpu") -> ReferenceLoader:
+    """The per-sample DataLoader, NCHW (what `regnet train --no-fast-data` uses)."""
+    return ReferenceLoader(ds, batch_size, train=True, augment="cifar",
+                           image_size=ds.image_size[0], mean=mean, std=std, channels_last=False,
+                           device=device, num_workers=num_workers)
+
+
+def fast_loader(ds: ArrayDataset, mean, std, batch_size: int, channels_last: bool = True,
+                device: str | torch.device = "cpu", seed: int = 0) -> InMemoryLoader:
+    """The in-memory batched loader (what `regnet train` uses by default)."""
+    return InMemoryLoader(ds, batch_size, train=True, augment="cifar",
+                          image_size=ds.image_size[0], mean=mean, std=std, seed=seed,
+                          channels_last=channels_last, device=device)
+
+
+def data_throughput(loader, steps: int, warmup: int = 1) -> dict:
+    """images/s of producing augmented, normalised batches alone (no model)."""
+    done, seen, t0 = 0, 0, time.perf_counter()
+    for _, y in FirstBatches(loader, warmup + steps):
+        if done == warmup:
+            t0, seen = time.perf_counter(), 0
+        done += 1
+        seen += len(y)
+    seconds = time.perf_counter() - t0
+    return {"images_per_s": seen / seconds, "ms_per_batch": 1000 * seconds / steps,
+            "steps": steps}
+
+
 def reference_train_throughput(model_name: str, ds: ArrayDataset, mean, std, batch_size: int,
                                steps: int, warmup: int = 3, num_workers: int = 0,
                                device: str | torch.device = "cpu") -> dict:
@@ -212,10 +241,8 @@ def reference_train_throughput(model_name: str, ds: ArrayDataset, mean, std, bat
     device = torch.device(device)
     torch.manual_seed(0)
     model = create_model(model_name, num_classes=ds.num_classes).to(device)
-    loader = FirstBatches(ReferenceLoader(ds, batch_size, train=True, augment="cifar",
-                                          image_size=ds.image_size[0], mean=mean, std=std,
-                                          channels_last=False, device=device,
-                                          num_workers=num_workers), warmup + steps)
+    loader = FirstBatches(reference_loader(ds, mean, std, batch_size, num_workers, device),
+                          warmup + steps)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     model.train()
     mem = None
@@ -253,9 +280,7 @@ def fast_train_throughput(cfg: TrainConfig, ds: ArrayDataset, mean, std, steps: 
     optimizer = build_optimizer(net, cfg)
     amp_dtype = resolve_amp(cfg.amp, device)
     model = torch.compile(net) if cfg.compile else net
-    loader = InMemoryLoader(ds, cfg.batch_size, train=True, augment="cifar",
-                            image_size=ds.image_size[0], mean=mean, std=std, seed=cfg.seed,
-                            channels_last=cfg.channels_last, device=device)
+    loader = fast_loader(ds, mean, std, cfg.batch_size, cfg.channels_last, device, cfg.seed)
     state = StepState()
     kw = dict(device=device, amp_dtype=amp_dtype, dist=dist, net=net)
     warm_s = 0.0

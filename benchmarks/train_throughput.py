@@ -44,9 +44,9 @@ from regnet.train.config import AMP_MODES
 from regnet.train.engine import resolve_device
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (command_line, fast_config, fast_train_throughput, load_data,  # noqa: E402
-                    machine_info, machine_line, median, parse_models,
-                    reference_train_throughput, write_result)
+from common import (command_line, data_throughput, fast_config, fast_loader,  # noqa: E402
+                    fast_train_throughput, load_data, machine_info, machine_line, median,
+                    parse_models, reference_loader, reference_train_throughput, write_result)
 
 MODELS = "resnet20"     # comma-separated registry names
 BATCH = 128             # images per step (both loops)
@@ -80,6 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--num-workers", type=int, default=0, help="reference DataLoader workers")
     p.add_argument("--no-reference", dest="reference", action="store_false",
                    help="measure the fast path only")
+    p.add_argument("--data-only", action="store_true",
+                   help="time the two data paths alone (no model): how much of a step is data")
     p.add_argument("--out", help="JSON result file")
     p.add_argument("--quiet", action="store_true", help="do not print the JSON")
     args = p.parse_args(argv)
@@ -103,8 +105,10 @@ def main(argv=None) -> dict:
     # One thread count for both loops (regnet train's rule: every core unless --threads).
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     variants = {("fast" if i == 0 else f"fast_amp_{a}"): a for i, a in enumerate(args.amp)}
-    runs = {m: {k: [] for k in ["reference", *variants]} for m in models}
     device = resolve_device(args.device)
+    if args.data_only:
+        return data_only(args, ds, mean, std, data_desc, device)
+    runs = {m: {k: [] for k in ["reference", *variants]} for m in models}
     for r in range(args.repeats):
         for m in models:
             line = f"[{r + 1}/{args.repeats}] {m}:"
@@ -152,6 +156,34 @@ def main(argv=None) -> dict:
               "models": results, "fast_ratio_vs_first_model": ratios}
     write_result(args.out, result, quiet=args.quiet)
     print_summary(result)
+    return result
+
+
+def data_only(args, ds, mean, std, data_desc: str, device) -> dict:
+    loaders = {"reference": reference_loader(ds, mean, std, args.batch_size, args.num_workers,
+                                             device),
+               "fast": fast_loader(ds, mean, std, args.batch_size, args.channels_last, device)}
+    runs = {k: [] for k in loaders}
+    for _ in range(args.repeats):
+        for kind, loader in loaders.items():
+            runs[kind].append(data_throughput(loader, args.steps, max(args.warmup, 1)))
+    entry = {k: {**rows[-1], "images_per_s": median([r["images_per_s"] for r in rows]),
+                 "images_per_s_runs": [r["images_per_s"] for r in rows]}
+             for k, rows in runs.items()}
+    entry["fast_over_reference"] = (entry["fast"]["images_per_s"]
+                                    / entry["reference"]["images_per_s"])
+    result = {"benchmark": "train_data_throughput", "command": command_line(),
+              "machine": machine_info(), "data": data_desc,
+              "settings": {"batch_size": args.batch_size, "steps": args.steps,
+                           "repeats": args.repeats, "threads": torch.get_num_threads(),
+                           "channels_last": args.channels_last,
+                           "num_workers": args.num_workers},
+              "data_only": entry}
+    write_result(args.out, result, quiet=args.quiet)
+    print(f"\n{machine_line(result['machine'])}")
+    print(f"data only, batch {args.batch_size}: reference (per-sample DataLoader) "
+          f"{entry['reference']['images_per_s']:.0f} img/s, fast (in-memory batched) "
+          f"{entry['fast']['images_per_s']:.0f} img/s, {entry['fast_over_reference']:.1f}x")
     return result
 
 

@@ -134,3 +134,12 @@ def test_time_to_accuracy_reads_an_existing_run(tmp_path):
     assert (hit["epoch"], hit["run_wall_seconds"], hit["epochs_run"]) == (2, 20.0, 3)
     missed = tta.main(["--from-run", str(run), "--target", "95", "--quiet"])["runs"]["from_run"]
     assert not missed["reached"] and missed["best_val_top1"] == 92.0
+
+
+def test_train_throughput_data_only():
+    result = load_script("train_throughput").main(
+        ["--data-only", "--steps", "2", "--repeats", "1", "--batch-size", "8", "--images", "32",
+         "--threads", "1", "--quiet"])
+    entry = result["data_only"]
+    assert positive(entry["reference"]["images_per_s"]) and positive(entry["fast"]["images_per_s"])
+    assert positive(entry["fast_over_reference"])
