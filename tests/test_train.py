@@ -128,3 +128,29 @@ def test_batch_larger_than_dataset(tmp_path):
     with pytest.raises(ValueError, match="batch size 128 is larger than the training set "
                                          r"\(64 images\)"):
         train(tiny_cfg(tmp_path / "run", batch_size=128))
+
+
+def test_validation_split_does_not_move_with_the_run_seed(monkeypatch, tmp_path):
+    # Runs of several seeds must be scored on one fixed split: `seed` varies initialisation
+    # and batch order, `split_seed` alone chooses the validation / subset images.
+    import regnet.train.trainer as trainer
+    from regnet.train import TrainConfig
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(name, data_dir, val_split, seed, **kw):
+        seen.append(seed)
+        raise Stop
+
+    monkeypatch.setattr(trainer, "build_datasets", record)
+    for seed in (0, 3):
+        with pytest.raises(Stop):
+            trainer.train(TrainConfig(dataset="digits", val_split=50, seed=seed,
+                                      out=str(tmp_path / f"s{seed}"), tensorboard=False))
+    with pytest.raises(Stop):
+        trainer.train(TrainConfig(dataset="digits", val_split=50, split_seed=7,
+                                  out=str(tmp_path / "split7"), tensorboard=False))
+    assert seen == [0, 0, 7]

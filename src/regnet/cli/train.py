@@ -134,7 +134,8 @@ def cmd_eval(args) -> int:
     val_split = args.val_split if args.val_split is not None else (
         saved.get("val_split", 0) if dataset == meta["dataset"] else 0)
     splits = build_datasets(dataset, args.data_dir or saved.get("data_dir"), val_split,
-                            saved.get("seed", 0), image_size=saved.get("image_size"),
+                            saved.get("split_seed", saved.get("seed", 0)),
+                            image_size=saved.get("image_size"),
                             cache_dir=saved.get("cache_dir"))
     ds = splits.split(args.split)
     if ds.num_classes != meta["num_classes"]:

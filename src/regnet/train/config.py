@@ -54,7 +54,9 @@ class TrainConfig:
     fast_data: bool = True             # batched in-memory augmentation; off: per-sample DataLoader
     num_workers: int = 0               # DataLoader workers (only with fast_data off)
     # Reproducibility and output.
-    seed: int = 0
+    seed: int = 0                      # initialisation, augmentation and batch order
+    split_seed: int = 0                # which images form val_split / train_subset: kept apart
+                                       # from `seed` so runs of several seeds share one split
     deterministic: bool = False
     out: str = "runs/train"
     eval_every: int = 1                # epochs

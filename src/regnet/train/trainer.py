@@ -100,7 +100,7 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
     torch.manual_seed(cfg.seed)
 
     # Data: every rank builds the same splits (the split depends on the seed only).
-    splits = build_datasets(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.seed,
+    splits = build_datasets(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.split_seed,
                             train_subset=cfg.train_subset, image_size=cfg.image_size,
                             cache_dir=cfg.cache_dir)
     size = cfg.image_size or splits.train.image_size[0]
