@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-__all__ = ["ModelEntry", "UnknownModelError", "register_model", "create_model", "list_models",
+__all__ = ["ModelEntry", "UnknownModelError", "UnknownOptionError", "register_model", "create_model", "list_models",
            "get_entry", "normalize_name"]
 
 
@@ -24,6 +24,10 @@ class UnknownModelError(KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class UnknownOptionError(TypeError):
+    """An override that is not a field of the model's config; the message lists the valid ones."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ def create_model(name: str, num_classes: int | None = None, *, features_only: bo
         fields = {f.name for f in dataclasses.fields(cfg)}
         bad = sorted(set(overrides) - fields)
         if bad:
-            raise TypeError(f"{entry.name}: unknown option(s) {', '.join(bad)}; "
+            raise UnknownOptionError(f"{entry.name}: unknown option(s) {', '.join(bad)}; "
                             f"valid options: {', '.join(sorted(fields))}")
         cfg = dataclasses.replace(cfg, **overrides)
     classes = entry.num_classes if num_classes is None else int(num_classes)

@@ -34,13 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from regnet.registry import UnknownModelError
+    from regnet.registry import UnknownModelError, UnknownOptionError
     try:
         return int(args.func(args) or 0)
-    except (CLIError, UnknownModelError, FileNotFoundError, ValueError, TypeError) as err:
+    except (CLIError, UnknownModelError, UnknownOptionError, FileNotFoundError, ValueError) as err:
         # Errors raised on purpose carry a message written for the user: show it on one line.
-        if isinstance(err, TypeError) and "option" not in str(err):
-            raise
         print(f"regnet {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
