@@ -143,3 +143,23 @@ def test_train_throughput_data_only():
     entry = result["data_only"]
     assert positive(entry["reference"]["images_per_s"]) and positive(entry["fast"]["images_per_s"])
     assert positive(entry["fast_over_reference"])
+
+
+def test_profile_step_families_add_up(tmp_path):
+    bench = load_script("profile_step")
+    assert bench.family("aten::convolution_backward") == "convolution"
+    assert bench.family("aten::native_batch_norm_backward") == "batch norm"
+    assert bench.family("aten::addmm") == "pooling / head"
+    assert bench.family("aten::addcmul") == "elementwise / activations"
+    assert bench.family("aten::cat") == "copies / concat / layout"
+    assert bench.family("aten::_foreach_add_") == "optimiser"
+    out = tmp_path / "prof.json"
+    result = bench.main(["--models", "resnet20", "--steps", "1", "--warmup", "0",
+                         "--batch-size", "4", "--images", "8", "--image-size", "16",
+                         "--threads", "1", "--out", str(out)])
+    (entry,) = json.loads(out.read_text())["results"]
+    assert entry["model"] == "resnet20" and entry == result["results"][0]
+    assert math.isclose(sum(entry["families"].values()), entry["self_cpu_ms_per_step"],
+                        rel_tol=1e-6)
+    assert entry["families"]["convolution"] > 0
+    assert any(o["op"] == "aten::convolution_backward" for o in entry["ops"])
