@@ -108,7 +108,8 @@ def test_lstm_equations():
     x = torch.randn(1, N, 4, 4)
     h, c = _state(cell, (1, N, 4, 4))
     pre = cell.gates.forward_reference(x, h)  # gate order i, f, o, g
-    i, f, o, g = pre[:, 0].sigmoid(), pre[:, 1].sigmoid(), pre[:, 2].sigmoid(), pre[:, 3].tanh()
+    i, f, o = (t.sigmoid() for t in pre[:, :3 * N].chunk(3, 1))
+    g = pre[:, 3 * N:].tanh()
     c_new = f * c + i * g
     h_new, c_got = cell(x, (h, c))
     torch.testing.assert_close(c_got, c_new)
@@ -120,8 +121,8 @@ def test_gru_equations_and_zero_state():
     x = torch.randn(1, N, 4, 4)
     (h,) = _state(cell, (1, N, 4, 4))
     zr = cell.zr.forward_reference(x, h).sigmoid()
-    z, r = zr[:, 0], zr[:, 1]
-    cand = cell.cand.forward_reference(x, r * h)[:, 0].tanh()
+    z, r = zr[:, :N], zr[:, N:]
+    cand = cell.cand.forward_reference(x, r * h).tanh()
     torch.testing.assert_close(cell(x, (h,))[0], (1 - z) * h + z * cand)
     # state None means H = 0
     torch.testing.assert_close(cell(x)[0], cell(x, (torch.zeros_like(x),))[0])
