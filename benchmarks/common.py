@@ -266,36 +266,51 @@ def reference_train_throughput(model_name: str, ds: ArrayDataset, mean, std, bat
             **peak_memory(device, mem)}
 
 
+class FastRun:
+    """`regnet train`'s fast path set up as the trainer does it (threads, device, memory format,
+    optimiser, autocast dtype, compile, in-memory loader); `epoch(n)` runs n steps of
+    `train_one_epoch` on it. Shared by the throughput and profiling scripts."""
+
+    def __init__(self, cfg: TrainConfig, ds: ArrayDataset, mean, std):
+        self.cfg, self.dist = cfg, DistInfo()
+        self.threads = configure_runtime(cfg, self.dist)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(0)
+        net = create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_args)
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.net = net.to(self.device).to(memory_format=fmt)
+        self.optimizer = build_optimizer(self.net, cfg)
+        self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        self.model = torch.compile(self.net) if cfg.compile else self.net
+        self.loader = fast_loader(ds, mean, std, cfg.batch_size, cfg.channels_last, self.device,
+                                  cfg.seed)
+        self.state = StepState()
+
+    @property
+    def dtype(self) -> str:
+        return str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "float32"
+
+    def epoch(self, steps: int, first_epoch: int = 1) -> dict:
+        return train_one_epoch(self.model, FirstBatches(self.loader, steps, first_epoch),
+                               self.optimizer, self.cfg, self.state, device=self.device,
+                               amp_dtype=self.amp_dtype, dist=self.dist, net=self.net)
+
+
 def fast_train_throughput(cfg: TrainConfig, ds: ArrayDataset, mean, std, steps: int,
                           warmup: int = 3) -> dict:
-    """images/s of `regnet train`'s own loop (InMemoryLoader + train_one_epoch), data included.
-    Set up as the trainer does: threads, memory format, optimiser, autocast dtype, compile."""
-    dist = DistInfo()
-    threads = configure_runtime(cfg, dist)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(0)
-    net = create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_args).to(device)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    net = net.to(memory_format=fmt)
-    optimizer = build_optimizer(net, cfg)
-    amp_dtype = resolve_amp(cfg.amp, device)
-    model = torch.compile(net) if cfg.compile else net
-    loader = fast_loader(ds, mean, std, cfg.batch_size, cfg.channels_last, device, cfg.seed)
-    state = StepState()
-    kw = dict(device=device, amp_dtype=amp_dtype, dist=dist, net=net)
+    """images/s of `regnet train`'s own loop (InMemoryLoader + train_one_epoch), data included."""
+    run = FastRun(cfg, ds, mean, std)
+    device = run.device
     warm_s = 0.0
     if warmup:  # first steps pay for allocation, oneDNN primitive creation, compilation
-        warm_s = train_one_epoch(model, FirstBatches(loader, warmup), optimizer, cfg, state,
-                                 **kw)["train_seconds"]
+        warm_s = run.epoch(warmup)["train_seconds"]
     sync(device)
     mem = reset_peak_memory(device)
-    row = train_one_epoch(model, FirstBatches(loader, steps, first_epoch=100), optimizer, cfg,
-                          state, **kw)
+    row = run.epoch(steps, first_epoch=100)
     sync(device)
     seconds = row["train_seconds"]
     return {"images_per_s": steps * cfg.batch_size / seconds, "ms_per_step": 1000 * seconds / steps,
-            "steps": steps, "batch_size": cfg.batch_size,
-            "dtype": str(amp_dtype).replace("torch.", "") if amp_dtype else "float32",
+            "steps": steps, "batch_size": cfg.batch_size, "dtype": run.dtype,
             "memory_format": "channels_last" if cfg.channels_last else "contiguous",
-            "compile": cfg.compile, "data": "InMemoryLoader (batched)", "threads": threads,
+            "compile": cfg.compile, "data": "InMemoryLoader (batched)", "threads": run.threads,
             "warmup_seconds": warm_s, **peak_memory(device, mem)}

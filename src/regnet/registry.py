@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-__all__ = ["ModelEntry", "UnknownModelError", "UnknownOptionError", "register_model", "create_model", "list_models",
-           "get_entry", "normalize_name"]
+__all__ = ["ModelEntry", "UnknownModelError", "UnknownOptionError", "register_model",
+           "create_model", "list_models", "get_entry", "normalize_name"]
 
 
 class UnknownModelError(KeyError):
@@ -116,7 +116,7 @@ def create_model(name: str, num_classes: int | None = None, *, features_only: bo
         bad = sorted(set(overrides) - fields)
         if bad:
             raise UnknownOptionError(f"{entry.name}: unknown option(s) {', '.join(bad)}; "
-                            f"valid options: {', '.join(sorted(fields))}")
+                                     f"valid options: {', '.join(sorted(fields))}")
         cfg = dataclasses.replace(cfg, **overrides)
     classes = entry.num_classes if num_classes is None else int(num_classes)
     if classes < 0:
