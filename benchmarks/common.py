@@ -14,6 +14,7 @@ model, optimiser and precision set up from a `TrainConfig` the way the trainer d
 """
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -92,6 +93,56 @@ def parse_models(text: str) -> list[str]:
 
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps of `regnet train` runs (seed_sweep.py, depth_study.py)
+
+def parse_set(text: str) -> tuple[str, object]:
+    """`--set KEY=VALUE` for a TrainConfig key; VALUE is read as YAML, as a recipe's would be
+    (5 -> int, true -> bool, [80, 120] -> list)."""
+    import yaml
+    key, eq, value = text.partition("=")
+    if not key.strip() or not eq:
+        raise argparse.ArgumentTypeError(f"--set needs KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
+def train_flags(config: dict) -> list[str]:
+    """TrainConfig keys as `regnet train` flags: booleans as --key / --no-key, lists as the
+    values after one flag, `model_args` as --model-arg KEY=VALUE; None is left out."""
+    flags = []
+    for key, value in config.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None:
+            continue
+        if key == "model_args":
+            for k, v in value.items():
+                flags += ["--model-arg", f"{k}={json.dumps(v, separators=(',', ':'))}"
+                          if not isinstance(v, str) else f"{k}={v}"]
+        elif isinstance(value, bool):
+            flags.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            flags += [flag, *map(str, value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def read_history(out: str) -> list[dict]:
+    """A run folder's metrics.jsonl rows (none if it has not finished an epoch)."""
+    path = os.path.join(out, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def mean_std(values: list[float], with_n: bool = False) -> str:
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {spread:.2f}" + (f" (n={len(values)})" if with_n else "")
 
 
 # ---------------------------------------------------------------------------------------------

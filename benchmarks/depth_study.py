@@ -22,9 +22,13 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import mean_std, parse_set, read_history, train_flags  # noqa: E402
 
 # -- the budget (matched across every run) -----------------------------------------------------
 DEPTHS = (56, 110, 164)                 # 9n + 2 layers; 272 (n = 30) if time allows
@@ -68,32 +72,8 @@ def run_config(arch: str, depth: int, seed: int, args) -> dict:
 
 def cli_command(cfg: dict) -> str:
     """The same run as a `regnet train` command line."""
-    parts = ["regnet train", cfg["model"]]
-    for key, value in cfg.items():
-        if key in ("model", "model_args"):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + key.replace("_", "-"))
-        elif value is not None:
-            parts.append(f"{flag} {value}")
-    parts.append("--model-arg depths=[{0},{0},{0}]".format(cfg["model_args"]["depths"][0]))
-    return " ".join(parts)
-
-
-def read_history(out: str) -> list[dict]:
-    path = os.path.join(out, "metrics.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {spread:.2f} (n={len(values)})"
+    rest = {k: v for k, v in cfg.items() if k != "model"}
+    return shlex.join(["regnet", "train", cfg["model"], *train_flags(rest)])
 
 
 def report(configs: list[dict], args) -> str:
@@ -123,8 +103,8 @@ def report(configs: list[dict], args) -> str:
         best = [max(r["val_top1"] for r in h) for h in done]
         final = [h[-1]["val_top1"] for h in done]
         loss = [h[-1]["train_loss"] for h in done]
-        rows.append(f"| {depth} | {arch} | {mean_std(best)} | {mean_std(final)} | "
-                    f"{mean_std(loss).replace(' ± ', ' ± ')} |")
+        rows.append(f"| {depth} | {arch} | {mean_std(best, True)} | {mean_std(final, True)} | "
+                    f"{mean_std(loss, True)} |")
     for ax, title in zip(axes, ("train loss (mean over seeds)", "val top-1 % (mean over seeds)")):
         ax.set_xlabel("epoch")
         ax.set_title(title)
@@ -150,14 +130,6 @@ def report(configs: list[dict], args) -> str:
     return path
 
 
-def parse_override(text: str) -> tuple[str, object]:
-    import yaml
-    key, _, value = text.partition("=")
-    if not key or not _:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
@@ -166,7 +138,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--out", default=OUT)
     p.add_argument("--report-dir", default=REPORT_DIR)
-    p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
+    p.add_argument("--set", dest="overrides", type=parse_set, action="append", default=[],
                    metavar="KEY=VALUE", help="change the budget for every run (smoke tests)")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     p.add_argument("--report-only", action="store_true")

@@ -27,23 +27,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_info  # noqa: E402
+from common import (machine_info, mean_std, parse_set, read_history,  # noqa: E402
+                    train_flags)
 
 REGNET = [sys.executable, "-m", "regnet"]
 
 
 def run_command(model: str, seed: int, args) -> list[str]:
-    cmd = ["train", model, "--recipe", args.recipe, "--seed", str(seed), "--threads",
-           str(args.threads), "--progress", "line", "--out", os.path.join(args.out, f"{model}_s{seed}")]
-    if args.data_dir:
-        cmd += ["--data-dir", args.data_dir]
-    for key, value in args.set:
-        flag = key.replace("_", "-")
-        if value.lower() in ("true", "false"):  # boolean keys are --flag / --no-flag
-            cmd.append(f"--{flag}" if value.lower() == "true" else f"--no-{flag}")
-        else:
-            cmd += [f"--{flag}", value]
-    return cmd
+    return ["train", model, *train_flags({
+        "recipe": args.recipe, "seed": seed, "threads": args.threads, "progress": "line",
+        "out": os.path.join(args.out, f"{model}_s{seed}"), "data_dir": args.data_dir,
+        **dict(args.set)})]
 
 
 def train_one(cmd: list[str], log: str) -> int:
@@ -54,18 +48,7 @@ def train_one(cmd: list[str], log: str) -> int:
 def read_run(out: str) -> tuple[dict | None, list[dict]]:
     summary_path = os.path.join(out, "summary.json")
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else None
-    history = []
-    metrics = os.path.join(out, "metrics.jsonl")
-    if os.path.exists(metrics):
-        history = [json.loads(line) for line in open(metrics) if line.strip()]
-    return summary, history
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+    return summary, read_history(out)
 
 
 def report(args, commands: list[str], wall: float) -> str:
@@ -116,13 +99,6 @@ def report(args, commands: list[str], wall: float) -> str:
     with open(args.report + ".md", "w") as f:
         f.write(text)
     return text
-
-
-def parse_set(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--set needs KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
 
 
 def main(argv=None) -> int:

@@ -163,3 +163,36 @@ def test_profile_step_families_add_up(tmp_path):
                         rel_tol=1e-6)
     assert entry["families"]["convolution"] > 0
     assert any(o["op"] == "aten::convolution_backward" for o in entry["ops"])
+
+
+def test_streaming_data_keys_and_ratios(tmp_path):
+    bench = load_script("streaming_data")
+    out = tmp_path / "s.json"
+    assert bench.main(["--synthetic", "24", "--image-size", "32", "--batch-size", "4",
+                       "--batches", "2", "--workers", "0,1", "--repeats", "1",
+                       "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["workers"] for r in result["rows"]] == [0, 1]
+    for row in result["rows"]:
+        assert positive(row["reference_images_per_sec"]) and positive(row["ratio"])
+    assert result["settings"]["images"] == 24
+
+
+def test_sweep_flags_parse_back_to_the_same_config():
+    """The sweep scripts launch `regnet train` with flags built from config dicts: those flags
+    must give the trainer exactly the config the dict describes."""
+    common = load_script("common")
+    from regnet.cli import build_parser
+    from regnet.cli.train import resolve_config
+    sets = dict(common.parse_set(t) for t in ["epochs=3", "nesterov=false", "milestones=[2, 3]",
+                                              "lr=0.05", "data_dir=some/dir"])
+    assert sets["epochs"] == 3 and sets["nesterov"] is False and sets["milestones"] == [2, 3]
+    wanted = {**sets, "schedule": "multistep", "eval_flip": True, "image_size": None,
+              "model_args": {"depths": [2, 2, 2], "shortcut": "improved"}, "out": "runs/x"}
+    args = build_parser().parse_args(["train", "iresnet164", *common.train_flags(wanted)])
+    cfg = resolve_config(args)
+    for key, value in wanted.items():
+        got = getattr(cfg, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, key
+    with pytest.raises(Exception, match="KEY=VALUE"):
+        common.parse_set("epochs")

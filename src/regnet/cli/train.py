@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     import torch
 
-    from regnet.data import InMemoryLoader, build_datasets
+    from regnet.data import build_datasets, make_loader
     from regnet.train import evaluate, load_model
     from regnet.train.distributed import DistInfo
     from regnet.train.engine import resolve_amp
@@ -136,14 +136,16 @@ def cmd_eval(args) -> int:
     splits = build_datasets(dataset, args.data_dir or saved.get("data_dir"), val_split,
                             saved.get("split_seed", saved.get("seed", 0)),
                             image_size=saved.get("image_size"),
-                            cache_dir=saved.get("cache_dir"))
+                            cache_dir=saved.get("cache_dir"),
+                            data_mode=saved.get("data_mode", "auto"))
     ds = splits.split(args.split)
     if ds.num_classes != meta["num_classes"]:
         raise CLIError(f"{dataset} has {ds.num_classes} classes but the checkpoint's model "
                        f"predicts {meta['num_classes']}")
     model = model.to(memory_format=torch.channels_last)
-    loader = InMemoryLoader(ds, args.batch_size, train=False, augment=meta["augment"],
-                            image_size=meta["image_size"], mean=meta["mean"], std=meta["std"])
+    loader = make_loader(ds, args.batch_size, train=False, augment=meta["augment"],
+                         image_size=meta["image_size"], mean=meta["mean"], std=meta["std"],
+                         num_workers=saved.get("num_workers"))
     start = time.perf_counter()
     result = evaluate(model, loader, device=torch.device("cpu"),
                       amp_dtype=resolve_amp(args.amp, torch.device("cpu")), dist=DistInfo(),

@@ -1,18 +1,24 @@
 """Datasets behind one call: `build_datasets(name, data_dir, val_split, seed, ...)`.
 
 Every reader returns uint8 N x H x W x C tensors in memory (`ArrayDataset`); `InMemoryLoader`
-batches, augments and normalises them without per-sample Python.
+batches, augments and normalises them without per-sample Python. Image folders too large for
+memory are returned as lists of files (`FileDataset`) that `StreamingLoader` decodes in worker
+processes; `make_loader` picks the loader that fits the data.
 """
 from __future__ import annotations
+
+import os
 
 from .arrays import ArrayDataset, DataSplits, balanced_split, channel_stats, random_subset
 from .augment import KINDS as AUGMENTS
 from .errors import DatasetError
 from .loader import InMemoryLoader
 from .reference import ReferenceLoader
+from .streaming import FileDataset, StreamingLoader, sample_channel_stats
 
-__all__ = ["DATASETS", "AUGMENTS", "ArrayDataset", "DataSplits", "DatasetError", "InMemoryLoader",
-           "ReferenceLoader", "build_datasets", "default_augment"]
+__all__ = ["DATASETS", "AUGMENTS", "ArrayDataset", "DataSplits", "DatasetError", "FileDataset",
+           "InMemoryLoader", "ReferenceLoader", "StreamingLoader", "build_datasets",
+           "default_augment", "make_loader"]
 
 DATASETS = ("cifar10", "cifar100", "imagefolder", "digits")
 
@@ -27,18 +33,23 @@ def default_augment(name: str, image_size: int) -> str:
 
 def build_datasets(name: str, data_dir: str | None, val_split: int = 0, seed: int = 0, *,
                    train_subset: int | None = None, image_size: int | None = None,
-                   download: bool = True, cache_dir: str | None = None) -> DataSplits:
+                   download: bool = True, cache_dir: str | None = None,
+                   data_mode: str = "auto") -> DataSplits:
     """Train / val / test splits of a named dataset.
 
     `val_split` N > 0 carves a fixed, class-balanced validation set of N images from the
     training images (chosen by `seed`); a shipped validation split then becomes `test`.
     `train_subset` keeps N of the remaining training images (seeded) for quick studies.
+    `data_mode` (image folders only): `memory`, `stream`, or `auto` (memory when it fits).
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if name != "digits" and not data_dir:
         raise DatasetError(f"dataset {name!r} needs --data-dir (the folder holding it"
                            f"{'; it is downloaded there when absent' if name != 'imagefolder' else ''})")
+    if data_mode == "stream" and name != "imagefolder":
+        raise DatasetError(f"data_mode {data_mode!r} applies to image folders only; {name} is "
+                           f"held in memory")
     test = val = None
     if name in ("cifar10", "cifar100"):
         from .cifar import load_cifar
@@ -48,7 +59,7 @@ def build_datasets(name: str, data_dir: str | None, val_split: int = 0, seed: in
         # Large images are stored at the eval resize (size / 0.875) so that random-resized
         # crops and the centre crop both sample from more pixels than they output.
         store = image_size if not image_size or image_size <= 64 else round(image_size / 0.875)
-        train, val = load_imagefolder(data_dir, store, cache_dir)
+        train, val = load_imagefolder(data_dir, store, cache_dir, data_mode, image_size)
     else:
         from .digits import load_digits
         train = load_digits()
@@ -58,6 +69,22 @@ def build_datasets(name: str, data_dir: str | None, val_split: int = 0, seed: in
         train, val = train.subset(keep), train.subset(carved)
     if train_subset:
         train = train.subset(random_subset(len(train), int(train_subset), seed))
-    mean, std = channel_stats(train.images)
+    streamed = isinstance(train, FileDataset)
+    mean, std = sample_channel_stats(train) if streamed else channel_stats(train.images)
     return DataSplits(name, train, val, test, {"mean": mean, "std": std,
-                                              "stored_size": list(train.image_size)})
+                                              "stored_size": list(train.image_size),
+                                              "data_mode": "stream" if streamed else "memory"})
+
+
+def make_loader(ds: ArrayDataset | FileDataset, batch_size: int, *, fast: bool = True,
+                num_workers: int | None = None, **kw):
+    """The loader for `ds`: `StreamingLoader` for files (workers default to one per core),
+    else `InMemoryLoader` (`fast`) or the per-sample `ReferenceLoader` (workers default 0).
+    `kw` are the loaders' shared keywords (train, augment, image_size, mean, std, seed, rank,
+    world_size, channels_last, device)."""
+    if isinstance(ds, FileDataset):
+        workers = len(os.sched_getaffinity(0)) if num_workers is None else num_workers
+        return StreamingLoader(ds, batch_size, num_workers=workers, **kw)
+    if fast:
+        return InMemoryLoader(ds, batch_size, **kw)
+    return ReferenceLoader(ds, batch_size, num_workers=num_workers or 0, **kw)

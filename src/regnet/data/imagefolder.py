@@ -1,8 +1,12 @@
 """ImageNet-style folders, `DIR/<class>/<image>.jpg|png` (and `DIR/train`, `DIR/val` when both
-exist), decoded once into memory and cached as uint8 .npy files.
+exist), in one of two modes:
 
-Decoding 50,000 JPEGs costs tens of seconds; the cache (keyed by the folder's path and every
-file's name, size and mtime) makes the second run start in about a second.
+- `memory`: decoded once into one uint8 tensor and cached as a .npy file. Decoding 50,000 JPEGs
+  costs tens of seconds; the cache (keyed by the folder's path and every file's name, size and
+  mtime) makes the second run start in about a second.
+- `stream`: a list of files, decoded per image by `StreamingLoader`'s workers (ImageNet).
+
+`auto` holds a folder in memory when its decoded images fit in `memory_budget()`.
 """
 from __future__ import annotations
 
@@ -17,8 +21,19 @@ from PIL import Image
 
 from .arrays import ArrayDataset
 from .errors import DatasetError
+from .streaming import FileDataset
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
+MODES = ("auto", "memory", "stream")
+
+
+def memory_budget() -> int:
+    """Bytes of decoded images `auto` mode will hold: a quarter of RAM, at most 8 GiB."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 << 30
+    return min(8 << 30, ram // 4)
 
 
 def default_cache_dir() -> str:
@@ -114,16 +129,60 @@ def read_folder(root: str, size: int | None = None, cache_dir: str | None = None
     return ArrayDataset(torch.from_numpy(images), torch.tensor(labels), classes)
 
 
-def load_imagefolder(data_dir: str, size: int | None = None, cache_dir: str | None = None
-                     ) -> tuple[ArrayDataset, ArrayDataset | None]:
-    """(train, val): `DIR/train` and `DIR/val` when both exist, else (all of DIR, None)."""
+def _first_size(path: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, SyntaxError) as err:
+        raise DatasetError(f"cannot read image {path}: {err}") from None
+
+
+def scan_folder(root: str, size: int | None = None) -> FileDataset:
+    """The images under `root` as files, to be brought to `size` x `size` when read. Without
+    `size`, the first image's side, if it is square (a folder of CIFAR-like images)."""
+    paths, labels, classes = list_images(root)
+    if size is None:
+        w, h = _first_size(paths[0])
+        if w != h:
+            raise DatasetError(f"images under {root} are not square ({paths[0]} is {w}x{h}); "
+                               f"set image_size (--image-size) for streamed folders")
+        size = w
+    return FileDataset(tuple(paths), torch.tensor(labels), classes, int(size))
+
+
+def decoded_bytes(root: str, size: int | None) -> int:
+    """What `read_folder(root, size)` would hold in memory (from the first image's size when
+    `size` is None)."""
+    paths, _, _ = list_images(root)
+    w, h = (size, size) if size else _first_size(paths[0])
+    return len(paths) * w * h * 3
+
+
+def load_imagefolder(data_dir: str, size: int | None = None, cache_dir: str | None = None,
+                     mode: str = "memory", out_size: int | None = None
+                     ) -> tuple[ArrayDataset | FileDataset, ArrayDataset | FileDataset | None]:
+    """(train, val): `DIR/train` and `DIR/val` when both exist, else (all of DIR, None).
+
+    `size` is the side images are stored at in memory; `out_size` the side streamed images are
+    brought to (the model's input)."""
+    if mode not in MODES:
+        raise DatasetError(f"unknown data_mode {mode!r}; valid: {', '.join(MODES)}")
     train_dir, val_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "val")
-    if os.path.isdir(train_dir) and os.path.isdir(val_dir):
-        train = read_folder(train_dir, size, cache_dir)
-        val = read_folder(val_dir, size or train.image_size[0], cache_dir)
+    split = os.path.isdir(train_dir) and os.path.isdir(val_dir)
+    if mode == "auto":
+        mode = "memory" if decoded_bytes(train_dir if split else data_dir, size) \
+            <= memory_budget() else "stream"
+    if mode == "stream":
+        read, size = (lambda root, s: scan_folder(root, s)), out_size
+    else:
+        def read(root, s):
+            return read_folder(root, s, cache_dir)
+    if split:
+        train = read(train_dir, size)
+        val = read(val_dir, size or train.image_size[0])
         if val.classes != train.classes:
             raise DatasetError(f"{val_dir} and {train_dir} have different class folders")
         return train, val
-    return read_folder(data_dir, size, cache_dir), None
+    return read(data_dir, size), None
 
 

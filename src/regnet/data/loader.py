@@ -22,24 +22,23 @@ def epoch_generator(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> to
         (int(seed) * 1_000_003 + epoch * 10_007 + rank * 101 + stream) % (2 ** 63))
 
 
-class InMemoryLoader:
-    def __init__(self, ds: ArrayDataset, batch_size: int, *, train: bool, augment: str,
-                 image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = True, device: str | torch.device = "cpu"):
-        self.ds = ds
-        self.batch_size = int(batch_size)
-        self.train, self.augment, self.image_size = train, augment, image_size
-        self.mean, self.std = list(mean), list(std)
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.channels_last = channels_last
-        self.device = torch.device(device)
-        self.epoch = 0
-        # Small datasets live on the accelerator too, so augmentation runs there.
-        self.images = ds.images.to(self.device)
-        self.labels = ds.labels.to(self.device)
-        if train and len(self) == 0:
-            raise DatasetError(f"batch size {self.batch_size * world_size} is larger than the "
-                               f"training set ({len(ds)} images); use a smaller --batch-size")
+def shard_indices(n: int, train: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+                  ) -> torch.Tensor:
+    """This rank's image indices for one epoch. Training: one seeded permutation shared by all
+    ranks, padded by wrapping to a multiple of `world_size`, every `world_size`-th entry.
+    Evaluation: in order, no padding, so every image counts once."""
+    if not train:
+        return torch.arange(rank, n, world_size)
+    perm = torch.randperm(n, generator=epoch_generator(seed, epoch))
+    total = math.ceil(n / world_size) * world_size
+    if total > n:
+        perm = torch.cat([perm, perm[: total - n]])
+    return perm[rank::world_size]
+
+
+class ShardedLoader:
+    """The epoch, sharding and batch-count rules the fast loaders share: subclasses set `ds`,
+    `batch_size`, `train`, `seed`, `rank`, `world_size` and `epoch`, and iterate batches."""
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -57,14 +56,32 @@ class InMemoryLoader:
         return math.ceil(self.shard_size / self.batch_size)
 
     def indices(self) -> torch.Tensor:
-        n = len(self.ds)
-        if not self.train:
-            return torch.arange(self.rank, n, self.world_size)
-        perm = torch.randperm(n, generator=epoch_generator(self.seed, self.epoch))
-        total = self.shard_size * self.world_size
-        if total > n:
-            perm = torch.cat([perm, perm[: total - n]])
-        return perm[self.rank::self.world_size]
+        return shard_indices(len(self.ds), self.train, self.seed, self.epoch, self.rank,
+                             self.world_size)
+
+    def _check_batch_fits(self) -> None:
+        if self.train and len(self) == 0:
+            raise DatasetError(f"batch size {self.batch_size * self.world_size} is larger than "
+                               f"the training set ({len(self.ds)} images); use a smaller "
+                               f"--batch-size")
+
+
+class InMemoryLoader(ShardedLoader):
+    def __init__(self, ds: ArrayDataset, batch_size: int, *, train: bool, augment: str,
+                 image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 channels_last: bool = True, device: str | torch.device = "cpu"):
+        self.ds = ds
+        self.batch_size = int(batch_size)
+        self.train, self.augment, self.image_size = train, augment, image_size
+        self.mean, self.std = list(mean), list(std)
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.channels_last = channels_last
+        self.device = torch.device(device)
+        self.epoch = 0
+        # Small datasets live on the accelerator too, so augmentation runs there.
+        self.images = ds.images.to(self.device)
+        self.labels = ds.labels.to(self.device)
+        self._check_batch_fits()
 
     def __iter__(self):
         index = self.indices().to(self.device)

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+DATA_MODES = ("auto", "memory", "stream")
 SCHEDULES = ("step", "multistep", "cosine", "linear", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -25,6 +26,7 @@ class TrainConfig:
     image_size: int | None = None      # None: the dataset's own size
     augment: str = "auto"              # auto | cifar | crop | imagenet | none
     cache_dir: str | None = None       # decoded image-folder cache; None: ~/.cache/regnet
+    data_mode: str = "auto"            # image folders: memory | stream | auto (memory if it fits)
     # Schedule and optimiser (SGD).
     epochs: int = 10
     batch_size: int = 128              # global batch, split across distributed ranks
@@ -52,7 +54,8 @@ class TrainConfig:
     threads: int = 0                   # 0: every core (divided among local ranks)
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     fast_data: bool = True             # batched in-memory augmentation; off: per-sample DataLoader
-    num_workers: int = 0               # DataLoader workers (only with fast_data off)
+    num_workers: int | None = None     # DataLoader workers of the per-sample loaders (streamed
+                                       # folders: default one per core; --no-fast-data: 0)
     # Reproducibility and output.
     seed: int = 0                      # initialisation, augmentation and batch order
     split_seed: int = 0                # which images form val_split / train_subset: kept apart
@@ -73,6 +76,11 @@ class TrainConfig:
             raise ValueError("lr and weight_decay must be >= 0")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.data_mode not in DATA_MODES:
+            raise ValueError(f"unknown data_mode {self.data_mode!r}; valid: "
+                             f"{', '.join(DATA_MODES)}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:

@@ -14,7 +14,7 @@ import time
 import torch
 
 from regnet.complexity import complexity
-from regnet.data import InMemoryLoader, ReferenceLoader, build_datasets, default_augment
+from regnet.data import build_datasets, default_augment, make_loader
 from regnet.registry import create_model, get_entry
 
 from . import records
@@ -102,20 +102,19 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
     # Data: every rank builds the same splits (the split depends on the seed only).
     splits = build_datasets(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.split_seed,
                             train_subset=cfg.train_subset, image_size=cfg.image_size,
-                            cache_dir=cfg.cache_dir)
+                            cache_dir=cfg.cache_dir, data_mode=cfg.data_mode)
     size = cfg.image_size or splits.train.image_size[0]
     augment = default_augment(cfg.dataset, size) if cfg.augment == "auto" else cfg.augment
     mean, std = splits.info["mean"], splits.info["std"]
     if cfg.batch_size % dist.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the "
                          f"{dist.world_size} processes")
+    workers = cfg.num_workers
+    if workers is None and dist.local_world_size > 1:  # decoding cores shared among ranks
+        workers = max(1, len(os.sched_getaffinity(0)) // dist.local_world_size)
     common = dict(image_size=size, mean=mean, std=std, seed=cfg.seed, rank=dist.rank,
-                  world_size=dist.world_size, channels_last=cfg.channels_last, device=device)
-    if cfg.fast_data:
-        make_loader = InMemoryLoader
-    else:
-        def make_loader(*a, **kw):
-            return ReferenceLoader(*a, num_workers=cfg.num_workers, **kw)
+                  world_size=dist.world_size, channels_last=cfg.channels_last, device=device,
+                  fast=cfg.fast_data, num_workers=workers)
     train_loader = make_loader(splits.train, cfg.batch_size // dist.world_size, train=True,
                                augment=augment, **common)
     eval_name = splits.eval_split
@@ -157,7 +156,7 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
     eval_model = ema.module if ema is not None else net
 
     extra = {"params": counts["params"], "flops": counts["flops"], "num_classes": num_classes,
-             "train_images": len(splits.train),
+             "train_images": len(splits.train), "data_mode": splits.info.get("data_mode", "memory"),
              "eval_split": eval_name, "eval_images": len(eval_loader.ds) if eval_loader else 0, "fast_data": cfg.fast_data,
              "device": str(device), "cpu": platform.processor() or platform.machine(),
              "threads": threads, "world_size": dist.world_size,
