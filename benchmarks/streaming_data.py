@@ -14,11 +14,13 @@ Images/s counts `--batches` batches after one untimed batch (worker start-up exc
 
 Without `--data-dir`, `--synthetic N` ImageNet-sized JPEGs (500x375, quality 90: smooth colour
 fields, shapes and mild noise; ImageNet's mean size is about 400x350) are written to a temporary
-folder first. With `--data-dir`, any ImageNet-style folder (`DIR/<class>/<image>.jpg`).
+folder first (`--synthetic-size` changes the size). With `--data-dir`, any ImageNet-style folder (`DIR/<class>/<image>.jpg`).
 
 Usage (copy-paste from the repository root):
     .venv/bin/python benchmarks/streaming_data.py --workers 1,2 \
         --out benchmarks/results/streaming_data_synthetic.json
+    .venv/bin/python benchmarks/streaming_data.py --synthetic-size 1600x1200 --workers 1,2 \
+        --out benchmarks/results/streaming_data_synthetic_1600.json
     .venv/bin/python benchmarks/streaming_data.py --data-dir /path/to/imagenet/train --workers 8
 """
 from __future__ import annotations
@@ -102,6 +104,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", default=None, help="an image folder; default: synthetic JPEGs")
     p.add_argument("--synthetic", type=int, default=512, help="synthetic images to write")
+    p.add_argument("--synthetic-size", default="500x375", help="their width x height")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
@@ -117,7 +120,8 @@ def run(args) -> dict:
     if root is None:
         tmp = tempfile.TemporaryDirectory(prefix="regnet-stream-bench-")
         root = tmp.name
-        write_synthetic(root, args.synthetic)
+        write_synthetic(root, args.synthetic, tuple(int(v) for v in
+                                                    args.synthetic_size.split("x")))
     ds = scan_folder(root, args.image_size)
     need = (args.batches + 1) * args.batch_size
     if len(ds) < need:
@@ -145,7 +149,8 @@ def run(args) -> dict:
     if tmp is not None:
         tmp.cleanup()
     return {"benchmark": "streaming_data", "command": command_line(), "machine": machine_info(),
-            "settings": {"data": args.data_dir or f"synthetic {args.synthetic} x 500x375 JPEG q90",
+            "settings": {"data": args.data_dir or
+                         f"synthetic {args.synthetic} x {args.synthetic_size} JPEG q90",
                          "images": len(ds), "image_size": args.image_size,
                          "batch_size": args.batch_size, "batches": args.batches,
                          "repeats": args.repeats, "figure": "median of repeats"},
