@@ -99,10 +99,11 @@ def _save_atomic(path: str, array: np.ndarray) -> None:
 
 
 def read_folder(root: str, size: int | None = None, cache_dir: str | None = None,
-                threads: int | None = None) -> ArrayDataset:
+                threads: int | None = None, listing=None) -> ArrayDataset:
     """All images under `root` in memory. Images of one common size are kept as they are;
-    otherwise pass `size` (shorter side resized, centre square kept) or get an error."""
-    paths, labels, classes = list_images(root)
+    otherwise pass `size` (shorter side resized, centre square kept) or get an error.
+    `listing`: `list_images(root)` if the caller already has it."""
+    paths, labels, classes = listing or list_images(root)
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     cached = None
     if cache_dir:
@@ -137,10 +138,10 @@ def _first_size(path: str) -> tuple[int, int]:
         raise DatasetError(f"cannot read image {path}: {err}") from None
 
 
-def scan_folder(root: str, size: int | None = None) -> FileDataset:
+def scan_folder(root: str, size: int | None = None, listing=None) -> FileDataset:
     """The images under `root` as files, to be brought to `size` x `size` when read. Without
     `size`, the first image's side, if it is square (a folder of CIFAR-like images)."""
-    paths, labels, classes = list_images(root)
+    paths, labels, classes = listing or list_images(root)
     if size is None:
         w, h = _first_size(paths[0])
         if w != h:
@@ -150,10 +151,9 @@ def scan_folder(root: str, size: int | None = None) -> FileDataset:
     return FileDataset(tuple(paths), torch.tensor(labels), classes, int(size))
 
 
-def decoded_bytes(root: str, size: int | None) -> int:
-    """What `read_folder(root, size)` would hold in memory (from the first image's size when
-    `size` is None)."""
-    paths, _, _ = list_images(root)
+def decoded_bytes(paths: list[str], size: int | None) -> int:
+    """What `read_folder` would hold in memory for these images (from the first image's size
+    when `size` is None)."""
     w, h = (size, size) if size else _first_size(paths[0])
     return len(paths) * w * h * 3
 
@@ -169,20 +169,23 @@ def load_imagefolder(data_dir: str, size: int | None = None, cache_dir: str | No
         raise DatasetError(f"unknown data_mode {mode!r}; valid: {', '.join(MODES)}")
     train_dir, val_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "val")
     split = os.path.isdir(train_dir) and os.path.isdir(val_dir)
+    train_root = train_dir if split else data_dir
+    listing = list_images(train_root)  # once: ImageNet's 1.28M files take seconds to list
     if mode == "auto":
-        mode = "memory" if decoded_bytes(train_dir if split else data_dir, size) \
-            <= memory_budget() else "stream"
+        mode = "memory" if decoded_bytes(listing[0], size) <= memory_budget() else "stream"
     if mode == "stream":
-        read, size = (lambda root, s: scan_folder(root, s)), out_size
+        def read(root, s, listing=None):
+            return scan_folder(root, s, listing)
+        size = out_size
     else:
-        def read(root, s):
-            return read_folder(root, s, cache_dir)
-    if split:
-        train = read(train_dir, size)
-        val = read(val_dir, size or train.image_size[0])
-        if val.classes != train.classes:
-            raise DatasetError(f"{val_dir} and {train_dir} have different class folders")
-        return train, val
-    return read(data_dir, size), None
+        def read(root, s, listing=None):
+            return read_folder(root, s, cache_dir, listing=listing)
+    train = read(train_root, size, listing)
+    if not split:
+        return train, None
+    val = read(val_dir, size or train.image_size[0])
+    if val.classes != train.classes:
+        raise DatasetError(f"{val_dir} and {train_dir} have different class folders")
+    return train, val
 
 
