@@ -25,3 +25,31 @@ def test_torchrun_two_processes_cpu(tmp_path):
     assert abs(rows[-1]["val_top1"] * 50 / 100 - round(rows[-1]["val_top1"] * 50 / 100)) < 1e-6
     ckpt = torch.load(out / "last.pt", weights_only=True)
     assert ckpt["train_state"]["step"] == 2 * (64 // 16)
+
+
+def test_torchrun_two_processes_streamed_folder(tmp_path):
+    """The streamed image-folder path under torchrun: each rank decodes its own shard in its
+    own worker; validation still counts every image once."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(13):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / c / f"{i}.jpg")
+    out = tmp_path / "ddp"
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "regnet", "train", "resnet20", "--dataset", "imagefolder",
+           "--data-dir", str(tmp_path / "data"), "--data-mode", "stream", "--num-workers", "1",
+           "--val-split", "6", "--epochs", "1", "--batch-size", "8", "--threads", "1",
+           "--no-tensorboard", "--progress", "none", "--out", str(out)]
+    done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data_mode"] == "stream" and summary["world_size"] == 2
+    assert summary["train_images"] == 20 and summary["eval_images"] == 6
+    top1 = summary["final_val_top1"]
+    assert abs(top1 * 6 / 100 - round(top1 * 6 / 100)) < 1e-6  # k of the 6 images
+    # 20 training images, 10 per rank, batch 4 per rank: 2 steps, the partial batch dropped.
+    assert torch.load(out / "last.pt", weights_only=True)["train_state"]["step"] == 2
