@@ -149,3 +149,23 @@ def test_train_and_eval_on_a_streamed_folder(tmp_path, capsys):
     assert main(["eval", str(out / "best.pt"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["images"] == 4 and 0 <= result["top1"] <= 100
+
+
+def test_streamed_run_resumed_between_epochs_matches_an_uninterrupted_one(tmp_path):
+    write_images(str(tmp_path / "data"), [(20, 20)], fmt="jpg", n=8)
+    from regnet.train import train
+
+    def cfg(out, epochs):
+        return tiny_cfg(out, dataset="imagefolder", data_dir=str(tmp_path / "data"),
+                        data_mode="stream", val_split=4, train_subset=None, batch_size=4,
+                        num_workers=1, epochs=epochs, deterministic=True)
+
+    train(cfg(tmp_path / "whole", 2))
+    train(cfg(tmp_path / "cut", 1))
+    train(cfg(tmp_path / "cut", 2))  # the same --out: resumes from epoch 1
+    keys = ("lr", "train_loss", "train_top1", "val_loss", "val_top1")
+
+    def rows(out):
+        return [{k: r[k] for k in keys} for r in map(json.loads, (out / "metrics.jsonl")
+                                                     .read_text().splitlines())]
+    assert rows(tmp_path / "cut") == rows(tmp_path / "whole") and len(rows(tmp_path / "cut")) == 2
