@@ -17,11 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .arrays import ArrayDataset
 from .errors import DatasetError
-from .streaming import FileDataset
+from .streaming import FileDataset, centre_square, decode_rgb, open_image
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 MODES = ("auto", "memory", "stream")
@@ -62,24 +61,10 @@ def list_images(root: str) -> tuple[list[str], list[int], tuple[str, ...]]:
 
 
 def _decode(path: str, size: int | None) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if size is not None and img.size != (size, size):
-                img = _resize_centre_crop(img, size)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as err:
-        raise DatasetError(f"cannot read image {path}: {err}") from None
-
-
-def _resize_centre_crop(img: Image.Image, size: int) -> Image.Image:
-    """Shorter side to `size`, then the central `size` x `size` square."""
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    return img.crop((left, top, left + size, top + size))
+    """RGB pixels; with `size`, shorter side to `size` and the central square kept."""
+    with open_image(path) as img:
+        rgb = decode_rgb(img, path)
+    return np.asarray(rgb if size is None else centre_square(rgb, size, size), dtype=np.uint8)
 
 
 def _cache_key(root: str, paths: list[str], size: int | None) -> str:
@@ -131,11 +116,8 @@ def read_folder(root: str, size: int | None = None, cache_dir: str | None = None
 
 
 def _first_size(path: str) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, ValueError, SyntaxError) as err:
-        raise DatasetError(f"cannot read image {path}: {err}") from None
+    with open_image(path) as img:
+        return img.size
 
 
 def scan_folder(root: str, size: int | None = None, listing=None) -> FileDataset:

@@ -58,14 +58,16 @@ class FileDataset:
                            self.classes, self.size)
 
 
-def _open(path: str) -> Image.Image:
+def open_image(path: str) -> Image.Image:
+    """The file opened lazily (header read, pixels not yet decoded)."""
     try:
         return Image.open(path)
     except (OSError, ValueError, SyntaxError) as err:
         raise DatasetError(f"cannot read image {path}: {err}") from None
 
 
-def _decode(img: Image.Image, path: str, at_least: tuple[int, int] | None) -> Image.Image:
+def decode_rgb(img: Image.Image, path: str, at_least: tuple[int, int] | None = None
+               ) -> Image.Image:
     """RGB pixels; JPEGs decoded at the smallest 1/2^k scale no smaller than `at_least`."""
     try:
         if at_least is not None:
@@ -88,7 +90,7 @@ def inception_box(w: int, h: int, rng: random.Random, scale=(0.08, 1.0), ratio=(
     return 0, 0, w, h
 
 
-def _centre_square(img: Image.Image, short: int, size: int) -> Image.Image:
+def centre_square(img: Image.Image, short: int, size: int) -> Image.Image:
     """Shorter side to `short`, then the central `size` x `size`."""
     w, h = img.size
     if (w, h) == (size, size):
@@ -102,12 +104,12 @@ def _centre_square(img: Image.Image, short: int, size: int) -> Image.Image:
 
 def load_image(path: str, size: int, augment: str, train: bool, rng: random.Random) -> np.ndarray:
     """One image as uint8 size x size x 3, augmented as `augment_batch` would augment it."""
-    img = _open(path)
+    img = open_image(path)
     with img:
         w, h = img.size
         if augment == "imagenet" and train:
             left, top, cw, ch = inception_box(w, h, rng)
-            img = _decode(img, path, (math.ceil(w * size / cw), math.ceil(h * size / ch)))
+            img = decode_rgb(img, path, (math.ceil(w * size / cw), math.ceil(h * size / ch)))
             sx, sy = img.size[0] / w, img.size[1] / h
             out = img.resize((size, size), Image.BILINEAR,
                              box=(left * sx, top * sy, (left + cw) * sx, (top + ch) * sy))
@@ -116,10 +118,10 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
             return np.array(out, dtype=np.uint8)
         if augment == "imagenet":
             short = round(size / EVAL_CROP_PCT)
-            img = _decode(img, path, (math.ceil(w * short / min(w, h)),
+            img = decode_rgb(img, path, (math.ceil(w * short / min(w, h)),
                                       math.ceil(h * short / min(w, h))))
-            return np.array(_centre_square(img, short, size), dtype=np.uint8)
-        arr = np.array(_centre_square(_decode(img, path, None), size, size), dtype=np.uint8)
+            return np.array(centre_square(img, short, size), dtype=np.uint8)
+        arr = np.array(centre_square(decode_rgb(img, path), size, size), dtype=np.uint8)
     if train and augment in ("cifar", "crop"):
         # He et al.'s pad-and-crop: a random window of the zero-padded image.
         pad = 4 * size // 32 or 1
