@@ -45,3 +45,14 @@ def test_unknown_model_is_one_line_nonzero():
                                   ["info", "resnet20", "--input-size", "3", "48", "48"]])
 def test_info_input_size(capsys, argv):
     assert run_json(capsys, *argv, "--json")["input_size"] == [3, 48, 48]
+
+
+def test_closed_pipe_is_quiet():
+    # `regnet list | head -1`: the reader leaves before the output is written. The command
+    # must stop without a traceback, as Unix tools do.
+    proc = subprocess.Popen([sys.executable, "-m", "regnet", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
