@@ -137,7 +137,7 @@ def cmd_eval(args) -> int:
                             saved.get("split_seed", saved.get("seed", 0)),
                             image_size=saved.get("image_size"),
                             cache_dir=saved.get("cache_dir"),
-                            data_mode=saved.get("data_mode", "auto"))
+                            data_mode=saved.get("data_mode", "auto"), stats=False)
     ds = splits.split(args.split)
     if ds.num_classes != meta["num_classes"]:
         raise CLIError(f"{dataset} has {ds.num_classes} classes but the checkpoint's model "

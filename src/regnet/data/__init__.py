@@ -34,13 +34,15 @@ def default_augment(name: str, image_size: int) -> str:
 def build_datasets(name: str, data_dir: str | None, val_split: int = 0, seed: int = 0, *,
                    train_subset: int | None = None, image_size: int | None = None,
                    download: bool = True, cache_dir: str | None = None,
-                   data_mode: str = "auto") -> DataSplits:
+                   data_mode: str = "auto", stats: bool = True) -> DataSplits:
     """Train / val / test splits of a named dataset.
 
     `val_split` N > 0 carves a fixed, class-balanced validation set of N images from the
     training images (chosen by `seed`); a shipped validation split then becomes `test`.
     `train_subset` keeps N of the remaining training images (seeded) for quick studies.
     `data_mode` (image folders only): `memory`, `stream`, or `auto` (memory when it fits).
+    `stats=False` skips the training images' channel mean / std (`info` holds None): evaluation
+    takes them from the checkpoint, and a streamed folder would decode 512 images for them.
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
@@ -70,7 +72,9 @@ def build_datasets(name: str, data_dir: str | None, val_split: int = 0, seed: in
     if train_subset:
         train = train.subset(random_subset(len(train), int(train_subset), seed))
     streamed = isinstance(train, FileDataset)
-    mean, std = sample_channel_stats(train) if streamed else channel_stats(train.images)
+    mean = std = None
+    if stats:
+        mean, std = sample_channel_stats(train) if streamed else channel_stats(train.images)
     return DataSplits(name, train, val, test, {"mean": mean, "std": std,
                                               "stored_size": list(train.image_size),
                                               "data_mode": "stream" if streamed else "memory"})
