@@ -1,4 +1,5 @@
 """Batched augmentation equals its per-sample definition; the loader shards and reseeds."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -84,3 +85,53 @@ def test_reference_loader_matches_fast_loader_in_eval():
     train = ReferenceLoader(ds, 4, **{**kw, "train": True})
     train.set_epoch(1)
     assert len(train) == 2 and next(iter(train))[0].shape == (4, 3, 8, 8)
+
+
+def _dot_offsets(tmp_path, loader_name, crop_pad, n=400):
+    """Every (dy, dx) by which training crops moved a one-pixel dot, for one loader kind."""
+    from PIL import Image
+
+    from regnet.data import FileDataset, ReferenceLoader, StreamingLoader
+    images = torch.zeros(n, 16, 16, 3, dtype=torch.uint8)
+    images[:, 8, 8] = 255
+    labels = torch.arange(n) % 2
+    kw = dict(train=True, augment="crop", image_size=16, mean=[0.0] * 3, std=[1.0] * 3,
+              crop_pad=crop_pad)
+    if loader_name == "stream":
+        paths = []
+        for i, img in enumerate(images):
+            paths.append(str(tmp_path / f"{i}.png"))
+            Image.fromarray(img.numpy()).save(paths[-1])
+        loader = StreamingLoader(FileDataset(tuple(paths), labels, ("a", "b"), 16), 40, **kw)
+    else:
+        ds = ArrayDataset(images, labels, ("a", "b"))
+        cls = InMemoryLoader if loader_name == "memory" else ReferenceLoader
+        loader = cls(ds, 40, **kw)
+    loader.set_epoch(1)
+    offsets = set()
+    for x, _ in loader:
+        for img in x[:, 0]:
+            where = (img > 0.5).nonzero()
+            assert len(where) <= 1  # the dot may leave the frame at most
+            if len(where):
+                offsets.add((int(where[0, 0]) - 8, int(where[0, 1]) - 8))
+    return offsets
+
+
+@pytest.mark.parametrize("loader_name", ["memory", "reference", "stream"])
+def test_crop_pad_sets_the_translation_of_every_loader(tmp_path, loader_name):
+    grid = {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+    assert _dot_offsets(tmp_path, loader_name, 2) == grid
+    assert _dot_offsets(tmp_path, loader_name, 0) == {(0, 0)}
+    # Default: 4 px per 32, i.e. 2 px at 16 x 16.
+    assert _dot_offsets(tmp_path, loader_name, None) == grid
+
+
+def test_crop_pad_from_the_command_line():
+    from regnet.cli import build_parser
+    from regnet.cli.train import resolve_config
+    parse = build_parser().parse_args
+    assert resolve_config(parse(["train", "resnet20", "--crop-pad", "2"])).crop_pad == 2
+    assert resolve_config(parse(["train", "resnet20"])).crop_pad is None
+    with pytest.raises(ValueError, match="crop_pad"):
+        resolve_config(parse(["train", "resnet20", "--crop-pad", "-1"]))

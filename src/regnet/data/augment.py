@@ -15,6 +15,12 @@ import torch.nn.functional as F
 KINDS = ("cifar", "crop", "imagenet", "none")
 
 
+def crop_pad_for(size: int, crop_pad: int | None = None) -> int:
+    """Pixels of pad-and-crop translation: `crop_pad` when given, else He et al.'s 4 per 32 px
+    (at least 1)."""
+    return (4 * size // 32 or 1) if crop_pad is None else int(crop_pad)
+
+
 def crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
     """Random `pad`-pixel translation (zero padding, as He et al.) and optional horizontal flip.
 
@@ -85,15 +91,16 @@ def resize_centre_crop(x: torch.Tensor, size: int, crop_pct: float = 0.875) -> t
     return src[:, :, top:top + size, left:left + size]
 
 
-def augment_batch(x: torch.Tensor, kind: str, size: int, train: bool, gen: torch.Generator
-                  ) -> torch.Tensor:
-    """uint8 NHWC batch -> float NCHW (0..255) ready for normalisation."""
+def augment_batch(x: torch.Tensor, kind: str, size: int, train: bool, gen: torch.Generator,
+                  crop_pad: int | None = None) -> torch.Tensor:
+    """uint8 NHWC batch -> float NCHW (0..255) ready for normalisation. `crop_pad`: the
+    translation of the `cifar` / `crop` kinds (`crop_pad_for`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown augment {kind!r}; valid: {', '.join(KINDS)}")
     if kind == "imagenet":
         return random_resized_crop(x, size, gen) if train else resize_centre_crop(x, size)
     if train and kind in ("cifar", "crop"):
-        x = crop_flip(x, pad=4 * x.shape[1] // 32 or 1, flip=kind == "cifar", gen=gen)
+        x = crop_flip(x, pad=crop_pad_for(x.shape[1], crop_pad), flip=kind == "cifar", gen=gen)
     out = x.permute(0, 3, 1, 2).float()
     if out.shape[-1] != size or out.shape[-2] != size:
         out = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False,

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .augment import KINDS, normalise
+from .augment import KINDS, crop_pad_for, normalise
 from .errors import DatasetError
 from .loader import ShardedLoader
 
@@ -102,7 +102,8 @@ def centre_square(img: Image.Image, short: int, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def load_image(path: str, size: int, augment: str, train: bool, rng: random.Random) -> np.ndarray:
+def load_image(path: str, size: int, augment: str, train: bool, rng: random.Random,
+               crop_pad: int | None = None) -> np.ndarray:
     """One image as uint8 size x size x 3, augmented as `augment_batch` would augment it."""
     img = open_image(path)
     with img:
@@ -124,7 +125,7 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
         arr = np.array(centre_square(decode_rgb(img, path), size, size), dtype=np.uint8)
     if train and augment in ("cifar", "crop"):
         # He et al.'s pad-and-crop: a random window of the zero-padded image.
-        pad = 4 * size // 32 or 1
+        pad = crop_pad_for(size, crop_pad)
         dy, dx = rng.randrange(2 * pad + 1), rng.randrange(2 * pad + 1)
         padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)))
         arr = padded[dy:dy + size, dx:dx + size]
@@ -137,8 +138,10 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
 class _Images(Dataset):
     """Keyed by (image index, epoch), so each image's random stream is fixed by the key alone."""
 
-    def __init__(self, ds: FileDataset, train: bool, augment: str, seed: int):
+    def __init__(self, ds: FileDataset, train: bool, augment: str, seed: int,
+                 crop_pad: int | None = None):
         self.ds, self.train, self.augment, self.seed = ds, train, augment, seed
+        self.crop_pad = crop_pad
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -147,7 +150,8 @@ class _Images(Dataset):
         i, epoch = key
         rng = random.Random(f"{self.seed}/{epoch}/{i}")
         try:
-            arr = load_image(self.ds.paths[i], self.ds.size, self.augment, self.train, rng)
+            arr = load_image(self.ds.paths[i], self.ds.size, self.augment, self.train, rng,
+                             self.crop_pad)
         except DatasetError as err:
             # Passed back as data, not raised: a worker's exception reaches the training
             # process wrapped in a multi-line traceback, and the user should get one line.
@@ -170,13 +174,13 @@ class StreamingLoader(ShardedLoader):
     def __init__(self, ds: FileDataset, batch_size: int, *, train: bool, augment: str,
                  image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = True, device: str | torch.device = "cpu",
-                 num_workers: int = 0, prefetch: int = 4):
+                 num_workers: int = 0, prefetch: int = 4, crop_pad: int | None = None):
         if augment not in KINDS:
             raise ValueError(f"unknown augment {augment!r}; valid: {', '.join(KINDS)}")
         if image_size != ds.size:
             ds = FileDataset(ds.paths, ds.labels, ds.classes, image_size)
         self.ds, self.batch_size = ds, int(batch_size)
-        self.train, self.augment = train, augment
+        self.train, self.augment, self.crop_pad = train, augment, crop_pad
         self.mean, self.std = list(mean), list(std)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.channels_last, self.device = channels_last, torch.device(device)
@@ -190,7 +194,7 @@ class StreamingLoader(ShardedLoader):
         return [[(i, self.epoch) for i in index[k * b:(k + 1) * b]] for k in range(len(self))]
 
     def __iter__(self):
-        loader = DataLoader(_Images(self.ds, self.train, self.augment, self.seed),
+        loader = DataLoader(_Images(self.ds, self.train, self.augment, self.seed, self.crop_pad),
                             batch_sampler=self.batches(), num_workers=self.num_workers,
                             collate_fn=_collate, pin_memory=self.device.type == "cuda",
                             prefetch_factor=self.prefetch if self.num_workers else None)

@@ -25,6 +25,7 @@ class TrainConfig:
     train_subset: int | None = None    # use only N training images
     image_size: int | None = None      # None: the dataset's own size
     augment: str = "auto"              # auto | cifar | crop | imagenet | none
+    crop_pad: int | None = None        # cifar / crop translation in px; None: 4 per 32 px
     cache_dir: str | None = None       # decoded image-folder cache; None: ~/.cache/regnet
     data_mode: str = "auto"            # image folders: memory | stream | auto (memory if it fits)
     # Schedule and optimiser (SGD).
@@ -85,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
+        if self.crop_pad is not None and self.crop_pad < 0:
+            raise ValueError(f"crop_pad must be >= 0, got {self.crop_pad}")
         if self.val_split < 0:
             raise ValueError(f"val_split must be >= 0, got {self.val_split}")
         # Normalise YAML/CLI spellings so equal configs compare equal.

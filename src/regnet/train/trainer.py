@@ -120,7 +120,7 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
                   world_size=dist.world_size, channels_last=cfg.channels_last, device=device,
                   fast=cfg.fast_data, num_workers=workers)
     train_loader = make_loader(splits.train, cfg.batch_size // dist.world_size, train=True,
-                               augment=augment, **common)
+                               augment=augment, crop_pad=cfg.crop_pad, **common)
     eval_name = splits.eval_split
     eval_loader = (make_loader(splits.split(eval_name), max(cfg.batch_size // dist.world_size, 64),
                                train=False, augment=augment, **common)
