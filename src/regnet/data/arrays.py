@@ -12,8 +12,21 @@ import torch
 from .errors import DatasetError
 
 
+class LabelledImages:
+    """What both dataset kinds share: `labels` (N, int64) and `classes` (names, sorted)."""
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
 @dataclass(frozen=True)
-class ArrayDataset:
+class ArrayDataset(LabelledImages):
     images: torch.Tensor          # N x H x W x C, uint8
     labels: torch.Tensor          # N, int64
     classes: tuple[str, ...]
@@ -24,13 +37,6 @@ class ArrayDataset:
                                f"{self.images.dtype}")
         if len(self.images) != len(self.labels):
             raise DatasetError(f"{len(self.images)} images but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -44,16 +50,16 @@ class ArrayDataset:
 class DataSplits:
     """What `build_datasets` returns: `train`, and `val` / `test` where the data has them."""
     name: str
-    train: ArrayDataset
-    val: ArrayDataset | None = None
-    test: ArrayDataset | None = None
+    train: LabelledImages          # ArrayDataset, or a streamed FileDataset
+    val: LabelledImages | None = None
+    test: LabelledImages | None = None
     info: dict = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.train.classes
 
-    def split(self, name: str) -> ArrayDataset:
+    def split(self, name: str) -> LabelledImages:
         ds = getattr(self, name, None) if name in ("train", "val", "test") else None
         if ds is None:
             have = [n for n in ("train", "val", "test") if getattr(self, n) is not None]

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from .arrays import LabelledImages
 from .augment import KINDS, crop_pad_for, normalise
 from .errors import DatasetError
 from .loader import ShardedLoader
@@ -30,7 +31,7 @@ EVAL_CROP_PCT = 0.875  # shorter side to size / 0.875, then the central square (
 
 
 @dataclass(frozen=True)
-class FileDataset:
+class FileDataset(LabelledImages):
     """`ArrayDataset`'s interface over image files: paths, labels, classes, and the side length
     `size` every image is brought to."""
     paths: tuple[str, ...]
@@ -41,13 +42,6 @@ class FileDataset:
     def __post_init__(self):
         if len(self.paths) != len(self.labels):
             raise DatasetError(f"{len(self.paths)} images but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     @property
     def image_size(self) -> tuple[int, int]:
