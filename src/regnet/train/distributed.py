@@ -48,15 +48,6 @@ def all_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 
-def from_rank0(value, info: DistInfo):
-    """Rank 0's `value` (any picklable object) on every rank; other ranks pass None."""
-    if not info.enabled:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, 0)
-    return box[0]
-
-
 def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
     """Rank 0's BN running statistics to every rank, so all ranks evaluate the model rank 0
     saves (DDP syncs buffers only at the start of each forward, one step behind)."""

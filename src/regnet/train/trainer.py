@@ -20,7 +20,7 @@ from regnet.registry import create_model, get_entry
 from . import records
 from .checkpoint import FORMAT, export_safetensors, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .distributed import DistInfo, barrier, from_rank0, init_distributed, shutdown, sync_buffers
+from .distributed import DistInfo, barrier, init_distributed, shutdown, sync_buffers
 from .ema import ModelEma
 from .engine import (NonFiniteLossError, Progress, StepState, evaluate, resolve_amp,
                      resolve_device, train_one_epoch)
@@ -99,14 +99,10 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
     ckpt = check_run_dir(cfg)
     torch.manual_seed(cfg.seed)
 
-    # Data: every rank builds the same splits (the split depends on the seed only); rank 0
-    # alone measures the channel mean / std (a streamed folder decodes images for them).
+    # Data: every rank builds the same splits (the split depends on the seed only).
     splits = build_datasets(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.split_seed,
                             train_subset=cfg.train_subset, image_size=cfg.image_size,
-                            cache_dir=cfg.cache_dir, data_mode=cfg.data_mode,
-                            stats=dist.is_main)
-    splits.info["mean"], splits.info["std"] = from_rank0(
-        (splits.info["mean"], splits.info["std"]), dist)
+                            cache_dir=cfg.cache_dir, data_mode=cfg.data_mode)
     size = cfg.image_size or splits.train.image_size[0]
     augment = default_augment(cfg.dataset, size) if cfg.augment == "auto" else cfg.augment
     mean, std = splits.info["mean"], splits.info["std"]
