@@ -87,26 +87,31 @@ def test_reference_loader_matches_fast_loader_in_eval():
     assert len(train) == 2 and next(iter(train))[0].shape == (4, 3, 8, 8)
 
 
-def _dot_offsets(tmp_path, loader_name, crop_pad, n=400):
-    """Every (dy, dx) by which training crops moved a one-pixel dot, for one loader kind."""
+def _dot_images(tmp_path, loader_name, n=400):
+    """`n` black 16 x 16 images with one white dot at (8, 8): in memory, or as PNG files for
+    the streamed loader."""
     from PIL import Image
 
-    from regnet.data import FileDataset, ReferenceLoader, StreamingLoader
+    from regnet.data import FileDataset
     images = torch.zeros(n, 16, 16, 3, dtype=torch.uint8)
     images[:, 8, 8] = 255
     labels = torch.arange(n) % 2
-    kw = dict(train=True, augment="crop", image_size=16, mean=[0.0] * 3, std=[1.0] * 3,
-              crop_pad=crop_pad)
-    if loader_name == "stream":
-        paths = []
-        for i, img in enumerate(images):
-            paths.append(str(tmp_path / f"{i}.png"))
-            Image.fromarray(img.numpy()).save(paths[-1])
-        loader = StreamingLoader(FileDataset(tuple(paths), labels, ("a", "b"), 16), 40, **kw)
-    else:
-        ds = ArrayDataset(images, labels, ("a", "b"))
-        cls = InMemoryLoader if loader_name == "memory" else ReferenceLoader
-        loader = cls(ds, 40, **kw)
+    if loader_name != "stream":
+        return ArrayDataset(images, labels, ("a", "b"))
+    paths = []
+    for i, img in enumerate(images):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(img.numpy()).save(paths[-1])
+    return FileDataset(tuple(paths), labels, ("a", "b"), 16)
+
+
+def _dot_offsets(ds, loader_name, crop_pad):
+    """Every (dy, dx) by which training crops moved the dot, for one loader kind."""
+    from regnet.data import ReferenceLoader, StreamingLoader
+    cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
+           "stream": StreamingLoader}[loader_name]
+    loader = cls(ds, 40, train=True, augment="crop", image_size=16, mean=[0.0] * 3,
+                 std=[1.0] * 3, crop_pad=crop_pad)
     loader.set_epoch(1)
     offsets = set()
     for x, _ in loader:
@@ -120,11 +125,12 @@ def _dot_offsets(tmp_path, loader_name, crop_pad, n=400):
 
 @pytest.mark.parametrize("loader_name", ["memory", "reference", "stream"])
 def test_crop_pad_sets_the_translation_of_every_loader(tmp_path, loader_name):
+    ds = _dot_images(tmp_path, loader_name)
     grid = {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
-    assert _dot_offsets(tmp_path, loader_name, 2) == grid
-    assert _dot_offsets(tmp_path, loader_name, 0) == {(0, 0)}
+    assert _dot_offsets(ds, loader_name, 2) == grid
+    assert _dot_offsets(ds, loader_name, 0) == {(0, 0)}
     # Default: 4 px per 32, i.e. 2 px at 16 x 16.
-    assert _dot_offsets(tmp_path, loader_name, None) == grid
+    assert _dot_offsets(ds, loader_name, None) == grid
 
 
 def test_crop_pad_from_the_command_line():

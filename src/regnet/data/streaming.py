@@ -114,7 +114,7 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
         if augment == "imagenet":
             short = round(size / EVAL_CROP_PCT)
             img = decode_rgb(img, path, (math.ceil(w * short / min(w, h)),
-                                      math.ceil(h * short / min(w, h))))
+                                         math.ceil(h * short / min(w, h))))
             return np.array(centre_square(img, short, size), dtype=np.uint8)
         arr = np.array(centre_square(decode_rgb(img, path), size, size), dtype=np.uint8)
     if train and augment in ("cifar", "crop"):
