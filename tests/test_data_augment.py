@@ -141,3 +141,58 @@ def test_crop_pad_from_the_command_line():
     assert resolve_config(parse(["train", "resnet20"])).crop_pad is None
     with pytest.raises(ValueError, match="crop_pad"):
         resolve_config(parse(["train", "resnet20", "--crop-pad", "-1"]))
+
+
+def test_reflect_padding_mirrors_without_repeating_the_edge():
+    from regnet.data.augment import pad_images
+    x = torch.randint(0, 256, (3, 6, 7, 3), dtype=torch.uint8)
+    want = F.pad(x.permute(0, 3, 1, 2).float(), (2, 2, 2, 2), mode="reflect")
+    assert torch.equal(pad_images(x, 2, "reflect"), want.permute(0, 2, 3, 1).to(torch.uint8))
+    assert torch.equal(pad_images(x, 2, "zeros")[:, :2], torch.zeros(3, 2, 11, 3,
+                                                                      dtype=torch.uint8))
+    with pytest.raises(ValueError, match="pad mode"):
+        pad_images(x, 2, "edge")
+    with pytest.raises(ValueError, match="larger than"):
+        pad_images(x, 6, "reflect")
+
+
+@pytest.mark.parametrize("loader_name", ["memory", "reference", "stream"])
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_crop_pad_mode_sets_the_border_of_every_loader(tmp_path, loader_name, mode):
+    """Pixel values code their (row, col), so each crop names the window it came from: every
+    crop is one of the 25 windows of the padded image, and 160 crops reach all of them."""
+    import numpy as np
+
+    from regnet.data import FileDataset, ReferenceLoader, StreamingLoader
+    from PIL import Image
+    code = (torch.arange(16)[:, None] * 16 + torch.arange(16)[None, :]).to(torch.uint8)
+    images = code[None, :, :, None].expand(160, 16, 16, 3).contiguous()
+    labels = torch.arange(160) % 2
+    ds = ArrayDataset(images, labels, ("a", "b"))
+    if loader_name == "stream":
+        Image.fromarray(images[0].numpy()).save(tmp_path / "0.png")
+        ds = FileDataset((str(tmp_path / "0.png"),) * 160, labels, ("a", "b"), 16)
+    cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
+           "stream": StreamingLoader}[loader_name]
+    loader = cls(ds, 40, train=True, augment="crop", image_size=16, mean=[0.0] * 3,
+                 std=[1.0] * 3, crop_pad=2, crop_pad_mode=mode)
+    padded = np.pad(code.numpy(), 2, mode="constant" if mode == "zeros" else "reflect")
+    windows = {padded[dy:dy + 16, dx:dx + 16].tobytes(): (dy, dx)
+               for dy in range(5) for dx in range(5)}
+    seen = set()
+    for x, _ in loader:
+        for img in (x[:, 0] * 255).round().to(torch.uint8).numpy():
+            assert img.tobytes() in windows
+            seen.add(windows[img.tobytes()])
+    assert len(seen) == 25
+
+
+def test_crop_pad_mode_from_the_command_line():
+    from regnet.cli import build_parser
+    from regnet.cli.train import resolve_config
+    parse = build_parser().parse_args
+    cfg = resolve_config(parse(["train", "resnet20", "--crop-pad-mode", "reflect"]))
+    assert cfg.crop_pad_mode == "reflect"
+    assert resolve_config(parse(["train", "resnet20"])).crop_pad_mode == "zeros"
+    with pytest.raises(ValueError, match="crop_pad_mode 'edge'; valid: zeros, reflect"):
+        resolve_config(parse(["train", "resnet20", "--crop-pad-mode", "edge"]))

@@ -14,9 +14,9 @@ from .errors import DatasetError
 
 class PerSampleDataset(Dataset):
     def __init__(self, ds: ArrayDataset, *, train: bool, augment: str, image_size: int, mean,
-                 std, seed: int, crop_pad: int | None = None):
+                 std, seed: int, crop_pad: int | None = None, crop_pad_mode: str = "zeros"):
         self.ds, self.train, self.augment, self.size = ds, train, augment, image_size
-        self.crop_pad = crop_pad
+        self.crop_pad, self.crop_pad_mode = crop_pad, crop_pad_mode
         self.mean, self.std, self.seed = mean, std, seed
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -25,7 +25,7 @@ class PerSampleDataset(Dataset):
 
     def __getitem__(self, i: int):
         x = augment_batch(self.ds.images[i:i + 1], self.augment, self.size, self.train, self.gen,
-                          self.crop_pad)
+                          self.crop_pad, self.crop_pad_mode)
         return normalise(x, self.mean, self.std, channels_last=False)[0], self.ds.labels[i]
 
 
@@ -35,13 +35,14 @@ class ReferenceLoader:
     def __init__(self, ds: ArrayDataset, batch_size: int, *, train: bool, augment: str,
                  image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = False, device="cpu", num_workers: int = 0,
-                 crop_pad: int | None = None):
+                 crop_pad: int | None = None, crop_pad_mode: str = "zeros"):
         self.ds, self.channels_last, self.device = ds, channels_last, torch.device(device)
         self.sampler = DistributedSampler(ds, world_size, rank, shuffle=train, seed=seed,
                                           drop_last=False)
         self.loader = DataLoader(PerSampleDataset(ds, train=train, augment=augment,
                                                   image_size=image_size, mean=mean, std=std,
-                                                  seed=seed, crop_pad=crop_pad),
+                                                  seed=seed, crop_pad=crop_pad,
+                                                  crop_pad_mode=crop_pad_mode),
                                  batch_size=batch_size,
                                  sampler=self.sampler, num_workers=num_workers, drop_last=train)
         if train and len(self) == 0:

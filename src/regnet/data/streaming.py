@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .arrays import LabelledImages
-from .augment import KINDS, crop_pad_for, normalise
+from .augment import KINDS, PAD_MODES, crop_pad_for, normalise
 from .errors import DatasetError
 from .loader import ShardedLoader
 
@@ -97,7 +97,7 @@ def centre_square(img: Image.Image, short: int, size: int) -> Image.Image:
 
 
 def load_image(path: str, size: int, augment: str, train: bool, rng: random.Random,
-               crop_pad: int | None = None) -> np.ndarray:
+               crop_pad: int | None = None, crop_pad_mode: str = "zeros") -> np.ndarray:
     """One image as uint8 size x size x 3, augmented as `augment_batch` would augment it."""
     img = open_image(path)
     with img:
@@ -118,10 +118,15 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
             return np.array(centre_square(img, short, size), dtype=np.uint8)
         arr = np.array(centre_square(decode_rgb(img, path), size, size), dtype=np.uint8)
     if train and augment in ("cifar", "crop"):
-        # He et al.'s pad-and-crop: a random window of the zero-padded image.
+        # He et al.'s pad-and-crop: a random window of the padded image (zeros, or the
+        # mirror image: numpy's "reflect" is torch's, the edge pixel not repeated).
         pad = crop_pad_for(size, crop_pad)
+        if crop_pad_mode not in PAD_MODES:
+            raise ValueError(f"unknown crop pad mode {crop_pad_mode!r}; valid: "
+                             f"{', '.join(PAD_MODES)}")
         dy, dx = rng.randrange(2 * pad + 1), rng.randrange(2 * pad + 1)
-        padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)))
+        padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)),
+                        mode="constant" if crop_pad_mode == "zeros" else "reflect")
         arr = padded[dy:dy + size, dx:dx + size]
         if augment == "cifar" and rng.random() < 0.5:
             arr = arr[:, ::-1]
@@ -133,9 +138,9 @@ class _Images(Dataset):
     """Keyed by (image index, epoch), so each image's random stream is fixed by the key alone."""
 
     def __init__(self, ds: FileDataset, train: bool, augment: str, seed: int,
-                 crop_pad: int | None = None):
+                 crop_pad: int | None = None, crop_pad_mode: str = "zeros"):
         self.ds, self.train, self.augment, self.seed = ds, train, augment, seed
-        self.crop_pad = crop_pad
+        self.crop_pad, self.crop_pad_mode = crop_pad, crop_pad_mode
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -145,7 +150,7 @@ class _Images(Dataset):
         rng = random.Random(f"{self.seed}/{epoch}/{i}")
         try:
             arr = load_image(self.ds.paths[i], self.ds.size, self.augment, self.train, rng,
-                             self.crop_pad)
+                             self.crop_pad, self.crop_pad_mode)
         except DatasetError as err:
             # Passed back as data, not raised: a worker's exception reaches the training
             # process wrapped in a multi-line traceback, and the user should get one line.
@@ -168,13 +173,15 @@ class StreamingLoader(ShardedLoader):
     def __init__(self, ds: FileDataset, batch_size: int, *, train: bool, augment: str,
                  image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = True, device: str | torch.device = "cpu",
-                 num_workers: int = 0, prefetch: int = 4, crop_pad: int | None = None):
+                 num_workers: int = 0, prefetch: int = 4, crop_pad: int | None = None,
+                 crop_pad_mode: str = "zeros"):
         if augment not in KINDS:
             raise ValueError(f"unknown augment {augment!r}; valid: {', '.join(KINDS)}")
         if image_size != ds.size:
             ds = FileDataset(ds.paths, ds.labels, ds.classes, image_size)
         self.ds, self.batch_size = ds, int(batch_size)
-        self.train, self.augment, self.crop_pad = train, augment, crop_pad
+        self.train, self.augment = train, augment
+        self.crop_pad, self.crop_pad_mode = crop_pad, crop_pad_mode
         self.mean, self.std = list(mean), list(std)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.channels_last, self.device = channels_last, torch.device(device)
@@ -188,7 +195,8 @@ class StreamingLoader(ShardedLoader):
         return [[(i, self.epoch) for i in index[k * b:(k + 1) * b]] for k in range(len(self))]
 
     def __iter__(self):
-        loader = DataLoader(_Images(self.ds, self.train, self.augment, self.seed, self.crop_pad),
+        loader = DataLoader(_Images(self.ds, self.train, self.augment, self.seed, self.crop_pad,
+                                    self.crop_pad_mode),
                             batch_sampler=self.batches(), num_workers=self.num_workers,
                             collate_fn=_collate, pin_memory=self.device.type == "cuda",
                             prefetch_factor=self.prefetch if self.num_workers else None)

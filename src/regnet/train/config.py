@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from regnet.data.augment import PAD_MODES
+
 DATA_MODES = ("auto", "memory", "stream")
 SCHEDULES = ("step", "multistep", "cosine", "linear", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -26,6 +28,7 @@ class TrainConfig:
     image_size: int | None = None      # None: the dataset's own size
     augment: str = "auto"              # auto | cifar | crop | imagenet | none
     crop_pad: int | None = None        # cifar / crop translation in px; None: 4 per 32 px
+    crop_pad_mode: str = "zeros"       # the crop's border: zeros (He et al.) | reflect
     cache_dir: str | None = None       # decoded image-folder cache; None: ~/.cache/regnet
     data_mode: str = "auto"            # image folders: memory | stream | auto (memory if it fits)
     # Schedule and optimiser (SGD).
@@ -88,6 +91,9 @@ class TrainConfig:
             raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
         if self.crop_pad is not None and self.crop_pad < 0:
             raise ValueError(f"crop_pad must be >= 0, got {self.crop_pad}")
+        if self.crop_pad_mode not in PAD_MODES:
+            raise ValueError(f"unknown crop_pad_mode {self.crop_pad_mode!r}; valid: "
+                             f"{', '.join(PAD_MODES)}")
         if self.val_split < 0:
             raise ValueError(f"val_split must be >= 0, got {self.val_split}")
         # Normalise YAML/CLI spellings so equal configs compare equal.
