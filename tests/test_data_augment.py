@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from regnet.data import ArrayDataset, InMemoryLoader
-from regnet.data.augment import crop_flip, normalise, random_resized_crop, resize_centre_crop
+from regnet.data.augment import (CropFlip, crop_flip, normalise, random_resized_crop,
+                                 resize_centre_crop)
 
 
 def test_crop_flip_matches_per_sample_definition():
@@ -111,7 +112,7 @@ def _dot_offsets(ds, loader_name, crop_pad):
     cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
            "stream": StreamingLoader}[loader_name]
     loader = cls(ds, 40, train=True, augment="crop", image_size=16, mean=[0.0] * 3,
-                 std=[1.0] * 3, crop_pad=crop_pad)
+                 std=[1.0] * 3, crop=CropFlip(crop_pad))
     loader.set_epoch(1)
     offsets = set()
     for x, _ in loader:
@@ -175,7 +176,7 @@ def test_crop_pad_mode_sets_the_border_of_every_loader(tmp_path, loader_name, mo
     cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
            "stream": StreamingLoader}[loader_name]
     loader = cls(ds, 40, train=True, augment="crop", image_size=16, mean=[0.0] * 3,
-                 std=[1.0] * 3, crop_pad=2, crop_pad_mode=mode)
+                 std=[1.0] * 3, crop=CropFlip(2, mode))
     padded = np.pad(code.numpy(), 2, mode="constant" if mode == "zeros" else "reflect")
     windows = {padded[dy:dy + 16, dx:dx + 16].tobytes(): (dy, dx)
                for dy in range(5) for dx in range(5)}
@@ -196,3 +197,56 @@ def test_crop_pad_mode_from_the_command_line():
     assert resolve_config(parse(["train", "resnet20"])).crop_pad_mode == "zeros"
     with pytest.raises(ValueError, match="crop_pad_mode 'edge'; valid: zeros, reflect"):
         resolve_config(parse(["train", "resnet20", "--crop-pad-mode", "edge"]))
+
+
+def _flips_by_image(tmp_path, loader_name, epoch, n=64):
+    """{image id: mirrored?} over one training epoch of `n` 8 x 8 images whose left column
+    holds id + 1 and whose right column holds 250, so a view names its image and its flip."""
+    from PIL import Image
+
+    from regnet.data import FileDataset, ReferenceLoader, StreamingLoader
+    images = torch.zeros(n, 8, 8, 3, dtype=torch.uint8)
+    images[:, :, 0] = (torch.arange(n) + 1)[:, None, None]
+    images[:, :, 7] = 250
+    labels = torch.arange(n) % 2
+    ds = ArrayDataset(images, labels, ("a", "b"))
+    if loader_name == "stream":
+        paths = []
+        for i, img in enumerate(images):
+            paths.append(str(tmp_path / f"{i}.png"))
+            if not (tmp_path / f"{i}.png").exists():
+                Image.fromarray(img.numpy()).save(paths[-1])
+        ds = FileDataset(tuple(paths), labels, ("a", "b"), 8)
+    cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
+           "stream": StreamingLoader}[loader_name]
+    loader = cls(ds, 16, train=True, augment="cifar", image_size=8, mean=[0.0] * 3,
+                 std=[1.0] * 3, seed=3, crop=CropFlip(0, flip_mode="alternate"))
+    loader.set_epoch(epoch)
+    seen = {}
+    for x, _ in loader:
+        for img in (x[:, 0] * 255).round().long():
+            mirrored = bool(img[0, 0] == 250)
+            seen[int(img[0, 7 if mirrored else 0]) - 1] = mirrored
+    assert len(seen) == n
+    return seen
+
+
+@pytest.mark.parametrize("loader_name", ["memory", "reference", "stream"])
+def test_alternating_flip_mirrors_each_image_every_other_epoch(tmp_path, loader_name):
+    e0, e1, e2 = (_flips_by_image(tmp_path, loader_name, e) for e in (0, 1, 2))
+    assert all(e1[i] != e0[i] for i in e0)  # the opposite of the epoch before
+    assert e2 == e0
+    assert 16 <= sum(e0.values()) <= 48    # a coin per image, not all one way
+    # Every loader computes the same coins, so the three paths train on the same views.
+    assert e0 == _flips_by_image(tmp_path, "memory", 0)
+
+
+def test_flip_mode_from_the_command_line():
+    from regnet.cli import build_parser
+    from regnet.cli.train import resolve_config
+    parse = build_parser().parse_args
+    cfg = resolve_config(parse(["train", "resnet20", "--flip-mode", "alternate"]))
+    assert cfg.crop_flip == CropFlip(None, "zeros", "alternate")
+    assert resolve_config(parse(["train", "resnet20"])).flip_mode == "random"
+    with pytest.raises(ValueError, match="flip_mode 'never'; valid: random, alternate"):
+        resolve_config(parse(["train", "resnet20", "--flip-mode", "never"]))

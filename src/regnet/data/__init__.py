@@ -84,7 +84,7 @@ def make_loader(ds: ArrayDataset | FileDataset, batch_size: int, *, fast: bool =
                 num_workers: int | None = None, **kw):
     """The loader for `ds`: `StreamingLoader` for files (workers default to one per core),
     else `InMemoryLoader` (`fast`) or the per-sample `ReferenceLoader` (workers default 0).
-    `kw` are the loaders' shared keywords (train, augment, crop_pad, crop_pad_mode, image_size, mean, std,
+    `kw` are the loaders' shared keywords (train, augment, crop, image_size, mean, std,
     seed, rank, world_size, channels_last, device)."""
     if isinstance(ds, FileDataset):
         workers = len(os.sched_getaffinity(0)) if num_workers is None else num_workers

@@ -12,7 +12,7 @@ import math
 import torch
 
 from .arrays import ArrayDataset
-from .augment import augment_batch, normalise
+from .augment import CropFlip, augment_batch, normalise
 from .errors import DatasetError
 
 
@@ -70,11 +70,11 @@ class InMemoryLoader(ShardedLoader):
     def __init__(self, ds: ArrayDataset, batch_size: int, *, train: bool, augment: str,
                  image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = True, device: str | torch.device = "cpu",
-                 crop_pad: int | None = None, crop_pad_mode: str = "zeros"):
+                 crop: CropFlip = CropFlip()):
         self.ds = ds
         self.batch_size = int(batch_size)
         self.train, self.augment, self.image_size = train, augment, image_size
-        self.crop_pad, self.crop_pad_mode = crop_pad, crop_pad_mode
+        self.crop = crop
         self.mean, self.std = list(mean), list(std)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.channels_last = channels_last
@@ -91,5 +91,5 @@ class InMemoryLoader(ShardedLoader):
         for b in range(len(self)):
             idx = index[b * self.batch_size:(b + 1) * self.batch_size]
             x = augment_batch(self.images[idx], self.augment, self.image_size, self.train, gen,
-                              self.crop_pad, self.crop_pad_mode)
+                              self.crop, self.crop.flips(idx, self.seed, self.epoch))
             yield normalise(x, self.mean, self.std, self.channels_last), self.labels[idx]

@@ -8,24 +8,25 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .arrays import ArrayDataset
-from .augment import augment_batch, normalise
+from .augment import CropFlip, augment_batch, normalise
 from .errors import DatasetError
 
 
 class PerSampleDataset(Dataset):
     def __init__(self, ds: ArrayDataset, *, train: bool, augment: str, image_size: int, mean,
-                 std, seed: int, crop_pad: int | None = None, crop_pad_mode: str = "zeros"):
+                 std, seed: int, crop: CropFlip = CropFlip()):
         self.ds, self.train, self.augment, self.size = ds, train, augment, image_size
-        self.crop_pad, self.crop_pad_mode = crop_pad, crop_pad_mode
+        self.crop = crop
         self.mean, self.std, self.seed = mean, std, seed
         self.gen = torch.Generator().manual_seed(seed)
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.ds)
 
     def __getitem__(self, i: int):
         x = augment_batch(self.ds.images[i:i + 1], self.augment, self.size, self.train, self.gen,
-                          self.crop_pad, self.crop_pad_mode)
+                          self.crop, self.crop.flips(torch.tensor([i]), self.seed, self.epoch))
         return normalise(x, self.mean, self.std, channels_last=False)[0], self.ds.labels[i]
 
 
@@ -35,14 +36,13 @@ class ReferenceLoader:
     def __init__(self, ds: ArrayDataset, batch_size: int, *, train: bool, augment: str,
                  image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = False, device="cpu", num_workers: int = 0,
-                 crop_pad: int | None = None, crop_pad_mode: str = "zeros"):
+                 crop: CropFlip = CropFlip()):
         self.ds, self.channels_last, self.device = ds, channels_last, torch.device(device)
         self.sampler = DistributedSampler(ds, world_size, rank, shuffle=train, seed=seed,
                                           drop_last=False)
         self.loader = DataLoader(PerSampleDataset(ds, train=train, augment=augment,
                                                   image_size=image_size, mean=mean, std=std,
-                                                  seed=seed, crop_pad=crop_pad,
-                                                  crop_pad_mode=crop_pad_mode),
+                                                  seed=seed, crop=crop),
                                  batch_size=batch_size,
                                  sampler=self.sampler, num_workers=num_workers, drop_last=train)
         if train and len(self) == 0:
@@ -51,6 +51,7 @@ class ReferenceLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+        self.loader.dataset.epoch = epoch  # workers start per epoch, so they copy it
         self.loader.dataset.gen.manual_seed(self.loader.dataset.seed * 7919 + epoch)
 
     def __len__(self) -> int:

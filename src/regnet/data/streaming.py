@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .arrays import LabelledImages
-from .augment import KINDS, PAD_MODES, crop_pad_for, normalise
+from .augment import KINDS, CropFlip, normalise
 from .errors import DatasetError
 from .loader import ShardedLoader
 
@@ -96,9 +96,14 @@ def centre_square(img: Image.Image, short: int, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
+def _mirror(rng: random.Random, flip: bool | None) -> bool:
+    return rng.random() < 0.5 if flip is None else bool(flip)
+
+
 def load_image(path: str, size: int, augment: str, train: bool, rng: random.Random,
-               crop_pad: int | None = None, crop_pad_mode: str = "zeros") -> np.ndarray:
-    """One image as uint8 size x size x 3, augmented as `augment_batch` would augment it."""
+               crop: CropFlip = CropFlip(), flip: bool | None = None) -> np.ndarray:
+    """One image as uint8 size x size x 3, augmented as `augment_batch` would augment it.
+    `flip`: whether to mirror it (`crop.flips`); None: a coin from `rng`."""
     img = open_image(path)
     with img:
         w, h = img.size
@@ -108,7 +113,7 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
             sx, sy = img.size[0] / w, img.size[1] / h
             out = img.resize((size, size), Image.BILINEAR,
                              box=(left * sx, top * sy, (left + cw) * sx, (top + ch) * sy))
-            if rng.random() < 0.5:
+            if _mirror(rng, flip):
                 out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             return np.array(out, dtype=np.uint8)
         if augment == "imagenet":
@@ -120,15 +125,12 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
     if train and augment in ("cifar", "crop"):
         # He et al.'s pad-and-crop: a random window of the padded image (zeros, or the
         # mirror image: numpy's "reflect" is torch's, the edge pixel not repeated).
-        pad = crop_pad_for(size, crop_pad)
-        if crop_pad_mode not in PAD_MODES:
-            raise ValueError(f"unknown crop pad mode {crop_pad_mode!r}; valid: "
-                             f"{', '.join(PAD_MODES)}")
+        pad = crop.pad_for(size)
         dy, dx = rng.randrange(2 * pad + 1), rng.randrange(2 * pad + 1)
         padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)),
-                        mode="constant" if crop_pad_mode == "zeros" else "reflect")
+                        mode="constant" if crop.pad_mode == "zeros" else "reflect")
         arr = padded[dy:dy + size, dx:dx + size]
-        if augment == "cifar" and rng.random() < 0.5:
+        if augment == "cifar" and _mirror(rng, flip):
             arr = arr[:, ::-1]
         arr = np.ascontiguousarray(arr)
     return arr
@@ -138,9 +140,8 @@ class _Images(Dataset):
     """Keyed by (image index, epoch), so each image's random stream is fixed by the key alone."""
 
     def __init__(self, ds: FileDataset, train: bool, augment: str, seed: int,
-                 crop_pad: int | None = None, crop_pad_mode: str = "zeros"):
-        self.ds, self.train, self.augment, self.seed = ds, train, augment, seed
-        self.crop_pad, self.crop_pad_mode = crop_pad, crop_pad_mode
+                 crop: CropFlip):
+        self.ds, self.train, self.augment, self.seed, self.crop = ds, train, augment, seed, crop
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -150,7 +151,7 @@ class _Images(Dataset):
         rng = random.Random(f"{self.seed}/{epoch}/{i}")
         try:
             arr = load_image(self.ds.paths[i], self.ds.size, self.augment, self.train, rng,
-                             self.crop_pad, self.crop_pad_mode)
+                             self.crop, self.crop.flips(i, self.seed, epoch))
         except DatasetError as err:
             # Passed back as data, not raised: a worker's exception reaches the training
             # process wrapped in a multi-line traceback, and the user should get one line.
@@ -173,15 +174,13 @@ class StreamingLoader(ShardedLoader):
     def __init__(self, ds: FileDataset, batch_size: int, *, train: bool, augment: str,
                  image_size: int, mean, std, seed: int = 0, rank: int = 0, world_size: int = 1,
                  channels_last: bool = True, device: str | torch.device = "cpu",
-                 num_workers: int = 0, prefetch: int = 4, crop_pad: int | None = None,
-                 crop_pad_mode: str = "zeros"):
+                 num_workers: int = 0, prefetch: int = 4, crop: CropFlip = CropFlip()):
         if augment not in KINDS:
             raise ValueError(f"unknown augment {augment!r}; valid: {', '.join(KINDS)}")
         if image_size != ds.size:
             ds = FileDataset(ds.paths, ds.labels, ds.classes, image_size)
         self.ds, self.batch_size = ds, int(batch_size)
-        self.train, self.augment = train, augment
-        self.crop_pad, self.crop_pad_mode = crop_pad, crop_pad_mode
+        self.train, self.augment, self.crop = train, augment, crop
         self.mean, self.std = list(mean), list(std)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.channels_last, self.device = channels_last, torch.device(device)
@@ -195,8 +194,7 @@ class StreamingLoader(ShardedLoader):
         return [[(i, self.epoch) for i in index[k * b:(k + 1) * b]] for k in range(len(self))]
 
     def __iter__(self):
-        loader = DataLoader(_Images(self.ds, self.train, self.augment, self.seed, self.crop_pad,
-                                    self.crop_pad_mode),
+        loader = DataLoader(_Images(self.ds, self.train, self.augment, self.seed, self.crop),
                             batch_sampler=self.batches(), num_workers=self.num_workers,
                             collate_fn=_collate, pin_memory=self.device.type == "cuda",
                             prefetch_factor=self.prefetch if self.num_workers else None)

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from regnet.data.augment import PAD_MODES
+from regnet.data.augment import CropFlip
 
 DATA_MODES = ("auto", "memory", "stream")
 SCHEDULES = ("step", "multistep", "cosine", "linear", "constant")
@@ -29,6 +29,7 @@ class TrainConfig:
     augment: str = "auto"              # auto | cifar | crop | imagenet | none
     crop_pad: int | None = None        # cifar / crop translation in px; None: 4 per 32 px
     crop_pad_mode: str = "zeros"       # the crop's border: zeros (He et al.) | reflect
+    flip_mode: str = "random"          # random | alternate (each image mirrored every 2nd epoch)
     cache_dir: str | None = None       # decoded image-folder cache; None: ~/.cache/regnet
     data_mode: str = "auto"            # image folders: memory | stream | auto (memory if it fits)
     # Schedule and optimiser (SGD).
@@ -89,16 +90,16 @@ class TrainConfig:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
-        if self.crop_pad is not None and self.crop_pad < 0:
-            raise ValueError(f"crop_pad must be >= 0, got {self.crop_pad}")
-        if self.crop_pad_mode not in PAD_MODES:
-            raise ValueError(f"unknown crop_pad_mode {self.crop_pad_mode!r}; valid: "
-                             f"{', '.join(PAD_MODES)}")
+        CropFlip(self.crop_pad, self.crop_pad_mode, self.flip_mode)  # raises on a bad value
         if self.val_split < 0:
             raise ValueError(f"val_split must be >= 0, got {self.val_split}")
         # Normalise YAML/CLI spellings so equal configs compare equal.
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "model_args", dict(self.model_args or {}))
+
+    @property
+    def crop_flip(self) -> CropFlip:
+        return CropFlip(self.crop_pad, self.crop_pad_mode, self.flip_mode)
 
     @property
     def effective_lr(self) -> float:

@@ -116,8 +116,7 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
                   world_size=dist.world_size, channels_last=cfg.channels_last, device=device,
                   fast=cfg.fast_data, num_workers=workers)
     train_loader = make_loader(splits.train, cfg.batch_size // dist.world_size, train=True,
-                               augment=augment, crop_pad=cfg.crop_pad,
-                               crop_pad_mode=cfg.crop_pad_mode, **common)
+                               augment=augment, crop=cfg.crop_flip, **common)
     eval_name = splits.eval_split
     eval_loader = (make_loader(splits.split(eval_name), max(cfg.batch_size // dist.world_size, 64),
                                train=False, augment=augment, **common)
