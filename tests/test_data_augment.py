@@ -1,4 +1,6 @@
 """Batched augmentation equals its per-sample definition; the loader shards and reseeds."""
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -88,31 +90,41 @@ def test_reference_loader_matches_fast_loader_in_eval():
     assert len(train) == 2 and next(iter(train))[0].shape == (4, 3, 8, 8)
 
 
-def _dot_images(tmp_path, loader_name, n=400):
-    """`n` black 16 x 16 images with one white dot at (8, 8): in memory, or as PNG files for
-    the streamed loader."""
+def _dataset(tmp_path, loader_name, images):
+    """`images` (N x H x W x 3 uint8, labels alternating) in memory, or as PNG files for the
+    streamed loader (each file written once per test)."""
     from PIL import Image
 
     from regnet.data import FileDataset
-    images = torch.zeros(n, 16, 16, 3, dtype=torch.uint8)
-    images[:, 8, 8] = 255
-    labels = torch.arange(n) % 2
+    labels = torch.arange(len(images)) % 2
     if loader_name != "stream":
         return ArrayDataset(images, labels, ("a", "b"))
-    paths = []
-    for i, img in enumerate(images):
-        paths.append(str(tmp_path / f"{i}.png"))
-        Image.fromarray(img.numpy()).save(paths[-1])
-    return FileDataset(tuple(paths), labels, ("a", "b"), 16)
+    paths = tuple(str(tmp_path / f"{i}.png") for i in range(len(images)))
+    for path, img in zip(paths, images):
+        if not os.path.exists(path):
+            Image.fromarray(img.numpy()).save(path)
+    return FileDataset(paths, labels, ("a", "b"), images.shape[1])
+
+
+def _train_loader(ds, loader_name, batch_size, **kw):
+    """One loader kind over `ds`, training views, unnormalised (x / 255)."""
+    from regnet.data import ReferenceLoader, StreamingLoader
+    cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
+           "stream": StreamingLoader}[loader_name]
+    return cls(ds, batch_size, train=True, image_size=ds.image_size[0], mean=[0.0] * 3,
+               std=[1.0] * 3, **kw)
+
+
+def _dot_images(tmp_path, loader_name, n=400):
+    """`n` black 16 x 16 images with one white dot at (8, 8)."""
+    images = torch.zeros(n, 16, 16, 3, dtype=torch.uint8)
+    images[:, 8, 8] = 255
+    return _dataset(tmp_path, loader_name, images)
 
 
 def _dot_offsets(ds, loader_name, crop_pad):
     """Every (dy, dx) by which training crops moved the dot, for one loader kind."""
-    from regnet.data import ReferenceLoader, StreamingLoader
-    cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
-           "stream": StreamingLoader}[loader_name]
-    loader = cls(ds, 40, train=True, augment="crop", image_size=16, mean=[0.0] * 3,
-                 std=[1.0] * 3, crop=CropFlip(crop_pad))
+    loader = _train_loader(ds, loader_name, 40, augment="crop", crop=CropFlip(crop_pad))
     loader.set_epoch(1)
     offsets = set()
     for x, _ in loader:
@@ -163,20 +175,10 @@ def test_crop_pad_mode_sets_the_border_of_every_loader(tmp_path, loader_name, mo
     """Pixel values code their (row, col), so each crop names the window it came from: every
     crop is one of the 25 windows of the padded image, and 160 crops reach all of them."""
     import numpy as np
-
-    from regnet.data import FileDataset, ReferenceLoader, StreamingLoader
-    from PIL import Image
     code = (torch.arange(16)[:, None] * 16 + torch.arange(16)[None, :]).to(torch.uint8)
     images = code[None, :, :, None].expand(160, 16, 16, 3).contiguous()
-    labels = torch.arange(160) % 2
-    ds = ArrayDataset(images, labels, ("a", "b"))
-    if loader_name == "stream":
-        Image.fromarray(images[0].numpy()).save(tmp_path / "0.png")
-        ds = FileDataset((str(tmp_path / "0.png"),) * 160, labels, ("a", "b"), 16)
-    cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
-           "stream": StreamingLoader}[loader_name]
-    loader = cls(ds, 40, train=True, augment="crop", image_size=16, mean=[0.0] * 3,
-                 std=[1.0] * 3, crop=CropFlip(2, mode))
+    ds = _dataset(tmp_path, loader_name, images)
+    loader = _train_loader(ds, loader_name, 40, augment="crop", crop=CropFlip(2, mode))
     padded = np.pad(code.numpy(), 2, mode="constant" if mode == "zeros" else "reflect")
     windows = {padded[dy:dy + 16, dx:dx + 16].tobytes(): (dy, dx)
                for dy in range(5) for dx in range(5)}
@@ -202,25 +204,12 @@ def test_crop_pad_mode_from_the_command_line():
 def _flips_by_image(tmp_path, loader_name, epoch, n=64):
     """{image id: mirrored?} over one training epoch of `n` 8 x 8 images whose left column
     holds id + 1 and whose right column holds 250, so a view names its image and its flip."""
-    from PIL import Image
-
-    from regnet.data import FileDataset, ReferenceLoader, StreamingLoader
     images = torch.zeros(n, 8, 8, 3, dtype=torch.uint8)
     images[:, :, 0] = (torch.arange(n) + 1)[:, None, None]
     images[:, :, 7] = 250
-    labels = torch.arange(n) % 2
-    ds = ArrayDataset(images, labels, ("a", "b"))
-    if loader_name == "stream":
-        paths = []
-        for i, img in enumerate(images):
-            paths.append(str(tmp_path / f"{i}.png"))
-            if not (tmp_path / f"{i}.png").exists():
-                Image.fromarray(img.numpy()).save(paths[-1])
-        ds = FileDataset(tuple(paths), labels, ("a", "b"), 8)
-    cls = {"memory": InMemoryLoader, "reference": ReferenceLoader,
-           "stream": StreamingLoader}[loader_name]
-    loader = cls(ds, 16, train=True, augment="cifar", image_size=8, mean=[0.0] * 3,
-                 std=[1.0] * 3, seed=3, crop=CropFlip(0, flip_mode="alternate"))
+    ds = _dataset(tmp_path, loader_name, images)
+    loader = _train_loader(ds, loader_name, 16, augment="cifar", seed=3,
+                           crop=CropFlip(0, flip_mode="alternate"))
     loader.set_epoch(epoch)
     seen = {}
     for x, _ in loader:

@@ -25,8 +25,9 @@ class PerSampleDataset(Dataset):
         return len(self.ds)
 
     def __getitem__(self, i: int):
+        flip = self.crop.flips(i, self.seed, self.epoch)  # None (random) costs nothing per sample
         x = augment_batch(self.ds.images[i:i + 1], self.augment, self.size, self.train, self.gen,
-                          self.crop, self.crop.flips(torch.tensor([i]), self.seed, self.epoch))
+                          self.crop, None if flip is None else torch.tensor([flip]))
         return normalise(x, self.mean, self.std, channels_last=False)[0], self.ds.labels[i]
 
 

@@ -90,7 +90,7 @@ class TrainConfig:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
-        CropFlip(self.crop_pad, self.crop_pad_mode, self.flip_mode)  # raises on a bad value
+        _ = self.crop_flip  # building it raises on a bad crop_pad / crop_pad_mode / flip_mode
         if self.val_split < 0:
             raise ValueError(f"val_split must be >= 0, got {self.val_split}")
         # Normalise YAML/CLI spellings so equal configs compare equal.
