@@ -51,6 +51,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0             # 0: off; e.g. 0.999 evaluates an EMA of the weights
     grad_clip: float = 0.0             # max global grad norm; 0: off
+    sam_rho: float = 0.0               # SAM's ascent radius (Foret et al. 2021); 0: plain SGD.
+                                       # > 0 costs a second forward + backward per step
     eval_flip: bool = False            # also average the mirrored view at evaluation
     # Speed. The defaults are the fast path; each switch turns one piece off.
     amp: str = "auto"                  # auto (bf16 where supported) | bf16 | fp16 | off
@@ -88,6 +90,8 @@ class TrainConfig:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
+        if self.sam_rho < 0:
+            raise ValueError(f"sam_rho must be >= 0, got {self.sam_rho}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
         _ = self.crop_flip  # building it raises on a bad crop_pad / crop_pad_mode / flip_mode

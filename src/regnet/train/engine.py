@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .distributed import DistInfo, all_sum
 from .optim import lr_at, set_lr
+from .sam import ascent, local_gradients
 
 
 class NonFiniteLossError(ValueError):
@@ -97,32 +98,41 @@ class Progress:
 def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state: StepState, *,
                     device: torch.device, amp_dtype, scaler=None, ema=None, dist: DistInfo,
                     progress: Progress | None = None, net: nn.Module | None = None) -> dict:
-    """`model` may be wrapped (DDP, torch.compile); `net` is the plain module the EMA tracks."""
+    """`model` may be wrapped (DDP, torch.compile); `net` is the plain module the EMA tracks
+    and SAM perturbs. The logged loss and train top-1 are those of the unperturbed weights."""
     model.train()
     net = model if net is None else net
     steps = len(loader)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen, lr, start = 0, 0.0, time.perf_counter()
+    sam = cfg.sam_rho > 0
     for i, (x, y) in enumerate(loader, 1):
         lr = lr_at(cfg, state.step, steps)
         set_lr(optimizer, lr)
-        with autocast(device, amp_dtype):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-        finite = bool(torch.isfinite(loss.detach()))
-        if dist.enabled:  # every rank must stop together, or the others wait forever
-            finite = all_sum([0.0 if finite else 1.0], dist)[0] == 0.0
-        if not finite:
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} at step {state.step + 1} (epoch {state.epoch + 1}, "
-                f"batch {i}/{steps}); training stopped")
-        optimizer.zero_grad(set_to_none=True)
+        # Under SAM the first pass only finds the ascent direction, from this rank's own data.
+        with local_gradients(model) if sam else contextlib.nullcontext():
+            with autocast(device, amp_dtype):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            finite = bool(torch.isfinite(loss.detach()))
+            if dist.enabled:  # every rank must stop together, or the others wait forever
+                finite = all_sum([0.0 if finite else 1.0], dist)[0] == 0.0
+            if not finite:
+                raise NonFiniteLossError(
+                    f"loss became {loss.item()} at step {state.step + 1} (epoch "
+                    f"{state.epoch + 1}, batch {i}/{steps}); training stopped")
+            optimizer.zero_grad(set_to_none=True)
+            _backward(loss, scaler)
+        if sam:
+            with ascent(net, cfg.sam_rho):
+                optimizer.zero_grad(set_to_none=True)
+                with autocast(device, amp_dtype):
+                    sharp = F.cross_entropy(model(x).float(), y,
+                                            label_smoothing=cfg.label_smoothing)
+                _backward(sharp, scaler)
         if scaler is not None:
-            scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
-        else:
-            loss.backward()
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         if scaler is not None:
@@ -148,6 +158,10 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
             "train_top1": 100.0 * total_correct / max(total_seen, 1),
             "images_per_sec": total_seen / seconds if seconds > 0 else 0.0,
             "train_seconds": seconds}
+
+
+def _backward(loss: torch.Tensor, scaler) -> None:
+    (scaler.scale(loss) if scaler is not None else loss).backward()
 
 
 @torch.no_grad()
