@@ -196,3 +196,20 @@ def test_sweep_flags_parse_back_to_the_same_config():
         assert (list(got) if isinstance(got, tuple) else got) == value, key
     with pytest.raises(Exception, match="KEY=VALUE"):
         common.parse_set("epochs")
+
+
+def test_ensemble_averages_checkpoints_of_one_split(tmp_path):
+    from regnet.train import train
+    from train_helpers import tiny_cfg
+    for seed in (0, 1):
+        train(tiny_cfg(tmp_path / f"s{seed}", seed=seed))
+    train(tiny_cfg(tmp_path / "other", val_split=40))
+    ensemble = load_script("experiments/ensemble")
+    ckpts = [str(tmp_path / f"s{seed}" / "best.pt") for seed in (0, 1)]
+    result = ensemble.main(ckpts)
+    assert result["images"] == 50 and len(result["single"]) == 2
+    assert all(abs(t * 50 / 100 - round(t * 50 / 100)) < 1e-6 for t in result["single"])
+    assert set(result["ensemble_mean_top1"]) == {1, 2}
+    assert result["ensemble_mean_top1"][1] == pytest.approx(sum(result["single"]) / 2, abs=0.01)
+    with pytest.raises(SystemExit, match="different splits"):
+        ensemble.main([ckpts[0], str(tmp_path / "other" / "best.pt")])

@@ -1,0 +1,70 @@
+"""Validation top-1 of an ensemble of trained checkpoints (softmax averaged over the nets, each
+on the image and its mirror), against each net alone: a diagnostic of how much of the error on
+a split is the single net's (variance, capacity) and how much is the data's.
+
+    python benchmarks/experiments/ensemble.py runs/r12/best.pt runs/r12s1/best.pt ...
+
+Every checkpoint must come from the same split (dataset, data_dir, val_split, split_seed): the
+script checks that. Prints one JSON object: each net's top-1, and for k = 1..n the mean top-1
+of all k-net ensembles drawn from the list.
+"""
+import argparse
+import itertools
+import json
+import statistics
+
+import torch
+
+from regnet.data import build_datasets
+from regnet.data.augment import normalise
+from regnet.train import load_model
+from regnet.train.engine import autocast, resolve_amp
+
+SPLIT_KEYS = ("dataset", "data_dir", "val_split", "split_seed", "image_size")
+
+
+def mirrored_probs(model, meta, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    cpu = torch.device("cpu")
+    amp = resolve_amp("auto", cpu)
+    out = []
+    with torch.inference_mode():
+        for b in range(0, len(images), batch_size):
+            x = images[b:b + batch_size].permute(0, 3, 1, 2).float()
+            x = normalise(x, meta["mean"], meta["std"], True)
+            with autocast(cpu, amp):
+                p = model(x).float().softmax(1) + model(x.flip(3)).float().softmax(1)
+            out.append(p / 2)
+    return torch.cat(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--batch-size", type=int, default=500)
+    args = p.parse_args(argv)
+    loaded = [load_model(c) for c in args.checkpoints]
+    splits = {tuple(m["config"].get(k) for k in SPLIT_KEYS) for _, m in loaded}
+    if len(splits) != 1:
+        raise SystemExit(f"the checkpoints come from different splits: {sorted(map(str, splits))}")
+    cfg = loaded[0][1]["config"]
+    val = build_datasets(cfg["dataset"], cfg["data_dir"], cfg["val_split"], cfg["split_seed"],
+                         image_size=cfg.get("image_size"),
+                         cache_dir=cfg.get("cache_dir")).split("val")
+    probs = [mirrored_probs(model.to(memory_format=torch.channels_last), meta, val.images,
+                            args.batch_size) for model, meta in loaded]
+
+    def top1(members) -> float:
+        return 100.0 * (sum(probs[i] for i in members).argmax(1) == val.labels).float().mean().item()
+
+    n = len(probs)
+    result = {"images": len(val), "checkpoints": args.checkpoints,
+              "single": [round(top1([i]), 2) for i in range(n)],
+              "ensemble_mean_top1": {k: round(statistics.mean(
+                  top1(c) for c in itertools.combinations(range(n), k)), 2)
+                  for k in range(1, n + 1)}}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
