@@ -48,8 +48,8 @@ def main(argv=None):
         raise SystemExit(f"the checkpoints come from different splits: {sorted(map(str, splits))}")
     cfg = loaded[0][1]["config"]
     val = build_datasets(cfg["dataset"], cfg["data_dir"], cfg["val_split"], cfg["split_seed"],
-                         image_size=cfg.get("image_size"),
-                         cache_dir=cfg.get("cache_dir")).split("val")
+                         image_size=cfg.get("image_size"), cache_dir=cfg.get("cache_dir"),
+                         stats=False).split("val")  # mean / std come from each checkpoint
     probs = [mirrored_probs(model.to(memory_format=torch.channels_last), meta, val.images,
                             args.batch_size) for model, meta in loaded]
 

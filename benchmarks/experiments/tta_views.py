@@ -39,7 +39,8 @@ def main(argv=None):
     model = model.to(memory_format=torch.channels_last)
     cfg = meta["config"]
     splits = build_datasets(cfg["dataset"], cfg["data_dir"], cfg["val_split"], cfg["split_seed"],
-                            image_size=cfg.get("image_size"), cache_dir=cfg.get("cache_dir"))
+                            image_size=cfg.get("image_size"), cache_dir=cfg.get("cache_dir"),
+                            stats=False)  # mean / std come from the checkpoint
     val = splits.split("val")
     cpu = torch.device("cpu")
     amp = resolve_amp("auto", cpu)
