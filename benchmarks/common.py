@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from regnet.data import ArrayDataset, InMemoryLoader, ReferenceLoader, build_datasets
 from regnet.data.arrays import channel_stats
-from regnet.registry import create_model
+from regnet.models.factory import create_model
 from regnet.train import TrainConfig
 from regnet.train.distributed import DistInfo
 from regnet.train.engine import (StepState, resolve_amp, resolve_device, train_one_epoch)

@@ -28,7 +28,8 @@ import time
 
 import torch
 
-from regnet.registry import create_model, get_entry
+from regnet.models.factory import create_model
+from regnet.registry import get_entry
 from regnet.train.engine import autocast, resolve_amp, resolve_device
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

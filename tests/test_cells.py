@@ -21,8 +21,9 @@ def _state(cell, shape=(2, N, 6, 6)):
     return tuple(torch.randn(shape) for _ in range(cell.state_size))
 
 
-@pytest.mark.parametrize("kind", ["light", "dense"])
-@pytest.mark.parametrize("layout", ["separate", "fused"])
+# The dense gate conv has one layout ("fused" is a layout of the light conv's stacked gates).
+@pytest.mark.parametrize("kind,layout", [("light", "separate"), ("light", "fused"),
+                                         ("dense", "separate")])
 @pytest.mark.parametrize("name", list(CELLS))
 def test_fast_and_straightforward_cells_agree(name, kind, layout):
     cell = _randomise(create_cell(name, N, kind, layout))
@@ -133,3 +134,8 @@ def test_unknown_cell_and_conv_names():
         create_cell("transformer", N)
     with pytest.raises(ValueError, match="light, dense"):
         create_cell("gru", N, "sparse")
+
+
+def test_the_dense_gate_conv_refuses_the_light_convs_fused_layout():
+    with pytest.raises(ValueError, match="layout of the light gate conv"):
+        create_cell("gru", N, "dense", "fused")

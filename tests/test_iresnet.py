@@ -9,7 +9,9 @@ import torch.nn as nn
 import regnet
 from regnet.complexity import count_params
 from regnet.layers import make_shortcut
-from regnet.models.iresnet import StageBlock, paper_flops, ssd_trunk, stage_positions
+from regnet.complexity import paper_flops
+from regnet.models.blocks import StageBlock, stage_positions
+from regnet.models.factory import ssd_trunk
 
 TINY = dict(widths=(4, 8, 16))  # CIFAR iResNet / preact widths small enough for deep stages
 

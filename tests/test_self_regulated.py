@@ -6,7 +6,7 @@ import torch.nn as nn
 import regnet
 from regnet.complexity import count_params
 from regnet.models.regulated import RegulatedStage, RegulatorCfg, regulate, regulated_stages
-from regnet.models.resnet import BasicBlock
+from regnet.models.blocks import BasicBlock
 
 
 def _record_cell_calls(stage):
@@ -82,7 +82,8 @@ def test_perturbing_the_state_handed_to_block_t_changes_block_t(t):
         handles = [stage.cell.register_forward_pre_hook(pre)]
         got = []
         for b in stage.blocks():
-            handles.append(b.register_forward_hook(lambda m, a, out: got.append(out.clone())))
+            # a regulated block returns (output, new state)
+            handles.append(b.register_forward_hook(lambda m, a, out: got.append(out[0].clone())))
         with torch.no_grad():
             model(x)
         for h in handles:
@@ -139,20 +140,46 @@ def test_table_v_single_stage_and_options():
         regnet.create_model("regnet20_gru", cell="tcn")
 
 
-def test_regulated_block_outside_its_stage_is_an_error():
+def test_regulated_block_without_its_cell_is_an_error():
     model = regnet.create_model("regnet20_rnn")
-    with pytest.raises(RuntimeError, match="inside its RegulatedStage"):
+    with pytest.raises(RuntimeError, match="block\\(x, state, cell\\)"):
         model.s1.b1(torch.randn(1, 16, 8, 8))
 
 
-def test_a_block_without_a_tap_is_a_clear_error():
+@pytest.mark.parametrize("name", ["regnet20_lstm", "se_regnet20_gru", "regulated_iresnet50"])
+def test_a_block_called_directly_with_a_state_gives_its_output_inside_the_stage(name):
+    torch.manual_seed(0)
+    model = regnet.create_model(name, num_classes=3).eval()
+    stage = regulated_stages(model)[-1]
+    seen = []  # (input, output, state after) of every block, recorded inside the stage
+    for b in stage.blocks():
+        b.register_forward_hook(lambda m, args, out: seen.append((args[0], out[0], out[1])))
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+        state = None
+        for block, (x, y, new) in zip(stage.blocks(), seen):
+            got, state = block(x, state, stage.cell)
+            torch.testing.assert_close(got, y, rtol=0, atol=0)
+            for a, b in zip(state, new):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_models_register_no_forward_hooks():
+    import pathlib
+    models = pathlib.Path(regnet.__file__).parent / "models"
+    assert not [p.name for p in models.glob("*.py") if "register_forward" in p.read_text()]
+    net = regnet.create_model("regnet20_lstm")
+    assert not [n for n, m in net.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+
+
+def test_a_block_that_cannot_be_regulated_is_a_clear_error():
     class Odd(nn.Module):
         def forward(self, x):
             return x
     from regnet.models.net import Net, Stage
     net = Net(nn.Identity(), [Stage([Odd()])], [3], [1], 2, stem_reduction=1,
               input_size=(3, 8, 8))
-    with pytest.raises(ValueError, match="no tap registered for Odd"):
+    with pytest.raises(ValueError, match="Odd cannot be regulated"):
         regulate(net, RegulatorCfg())
 
 
@@ -200,3 +227,25 @@ def test_regulated_iresnet50_counts_equal_regnet50_lstm_params():
     # iResNet-50 and ResNet-50 share their parameter count and bottleneck widths, so the same
     # regulator adds the same parameters to both.
     assert regnet.complexity("regulated_iresnet50", 32)["params"] == 28137000
+
+
+@pytest.mark.parametrize("name", ["regnet20_lstm", "se_regnet20_gru", "regnet20_gru_s2",
+                                  "regnet20_rnn", "regulated_regnetx_400mf",
+                                  "regulated_iresnet50", "regnet50_lstm"])
+def test_checkpoints_of_the_hook_based_regulator_still_load_and_compute_the_same(name):
+    # Recorded with commit 765d007 (the regulator ran as a forward hook): the state-dict keys
+    # and shapes, and the logits of the seed-0 init on a seed-1 input, 5 classes.
+    import gzip
+    import json
+    import pathlib
+    path = pathlib.Path(__file__).parent / "fixtures" / "regulated_layout_765d007.json.gz"
+    old = json.loads(gzip.decompress(path.read_bytes()))["models"][name]
+    torch.manual_seed(0)
+    model = regnet.create_model(name, num_classes=5).eval()
+    # the same keys, shapes and order: an old state dict loads with strict=True
+    assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == old["keys"]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 32, 32))
+    torch.testing.assert_close(logits, torch.tensor(old["logits_seed0_init_seed1_input"]),
+                               rtol=0, atol=2e-5)

@@ -3,7 +3,7 @@ import os, sys, time, torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from common import fast_config, fast_train_throughput, load_data
 from regnet.models.regulated import regulated_stages
-import regnet.registry as reg
+import regnet.models.factory as reg
 
 mode = sys.argv[1]  # eager | compile
 orig = reg.create_model

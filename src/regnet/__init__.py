@@ -1,6 +1,8 @@
 """regnet: RNN-regulated ResNets, RegNet design spaces and improved residual networks."""
+from . import models  # noqa: F401  (registers every family's variants)
 from .complexity import complexity
-from .registry import UnknownModelError, create_model, list_models
+from .models.factory import create_model
+from .registry import UnknownModelError, list_models
 
 __version__ = "0.1.0"
 __all__ = ["create_model", "list_models", "complexity", "UnknownModelError", "__version__"]

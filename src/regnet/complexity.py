@@ -9,6 +9,8 @@
 Counts come from forward hooks on one batch-1 forward pass, so a module called n times (a
 recurrent cell shared by a stage's blocks) is counted n times, as the papers count it.
 `macs` (the same without bias adds) is reported too: the iResNet paper's tables use it.
+`paper_flops` is that paper's own convention (an older counter that also counts BN and the
+classifier's adds; docs/ARCHITECTURE.md says where it matters).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import math
 
 import torch
 import torch.nn as nn
+
+from regnet.models.factory import create_model
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
@@ -36,7 +40,6 @@ def complexity(model_or_name, input_size=None, num_classes: int | None = None) -
     the model's default.
     """
     if isinstance(model_or_name, str):
-        from regnet.registry import create_model
         model = create_model(model_or_name, num_classes=num_classes)
     else:
         model = model_or_name
@@ -98,3 +101,33 @@ def resolve_input_size(model: nn.Module, input_size=None) -> tuple[int, ...]:
     if len(size) == 2:
         return default[:-2] + size
     raise ValueError(f"input_size {input_size} does not fit a model with input {default}")
+
+
+def paper_flops(model: nn.Module, input_size=None, count_relu: bool = False) -> int:
+    """FLOPs in the iResNet paper's convention: conv multiply-adds, 4 per BN output element,
+    (2*in - 1)*out for the classifier, and optionally 1 per ReLU output element (its CIFAR
+    tables)."""
+    shape = resolve_input_size(model, input_size)
+    total = {"n": 0}
+
+    def bn_hook(m, i, out):
+        total["n"] += 4 * out[0].numel()
+
+    def relu_hook(m, i, out):
+        total["n"] += out[0].numel()
+
+    handles = [m.register_forward_hook(bn_hook) for m in model.modules()
+               if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if count_relu:
+        handles += [m.register_forward_hook(relu_hook) for m in model.modules()
+                    if isinstance(m, nn.ReLU)]
+    try:
+        base = complexity(model, shape)
+    finally:
+        for h in handles:
+            h.remove()
+    # `complexity` counts the classifier as in*out multiply-adds; the paper's counter as
+    # (2*in - 1)*out.
+    fc_extra = sum((m.in_features - 1) * m.out_features for m in model.modules()
+                   if isinstance(m, nn.Linear))
+    return base["macs"] + fc_extra + total["n"]

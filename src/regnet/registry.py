@@ -1,8 +1,8 @@
 """Model registry: one line per named variant, `name -> (builder, frozen config)`.
 
-Builders have the signature `build(cfg, num_classes) -> Net`; `create_model` applies overrides to
-the frozen config with `dataclasses.replace`, so every architecture knob is reachable by name and
-a misspelt knob is an error that lists the valid ones.
+A leaf: it imports nothing of the package. The families register their variants when
+`regnet.models` is imported (which `import regnet` does); `regnet.models.factory.create_model`
+builds an entry. Builders have the signature `build(cfg, num_classes) -> Net`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch.nn as nn
 
 __all__ = ["ModelEntry", "UnknownModelError", "UnknownOptionError", "register_model",
-           "create_model", "list_models", "get_entry", "normalize_name"]
+           "list_models", "get_entry", "normalize_name"]
 
 
 class UnknownModelError(KeyError):
@@ -66,14 +66,7 @@ def register_model(name: str, build: Callable[[Any, int], nn.Module], cfg: Any, 
     return entry
 
 
-def _ensure_loaded() -> None:
-    # The families register themselves on import; importing here keeps `regnet.registry`
-    # usable on its own (e.g. from the CLI) without a circular import at package load.
-    import regnet.models  # noqa: F401
-
-
 def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
     key = normalize_name(name)
@@ -91,7 +84,6 @@ def get_entry(name: str) -> ModelEntry:
 
 def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
     """Registered names, sorted; `pattern` is a shell glob ('regnetx_*') or a substring."""
-    _ensure_loaded()
     names = sorted(_REGISTRY)
     if family:
         names = [n for n in names if _REGISTRY[n].family == family]
@@ -99,35 +91,3 @@ def list_models(pattern: str | None = None, family: str | None = None) -> list[s
         glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
         names = [n for n in names if fnmatch.fnmatch(n, normalize_name(glob))]
     return names
-
-
-def create_model(name: str, num_classes: int | None = None, *, features_only: bool = False,
-                 out_indices=None, grad_checkpointing: bool = False, **overrides) -> nn.Module:
-    """Build a registered network.
-
-    `overrides` replace fields of the variant's frozen config (e.g. `shortcut="A"`,
-    `drop_rate=0.2`). `features_only=True` returns a backbone giving the stage outputs at
-    `out_indices`.
-    """
-    entry = get_entry(name)
-    cfg = entry.cfg
-    if overrides:
-        fields = {f.name for f in dataclasses.fields(cfg)}
-        bad = sorted(set(overrides) - fields)
-        if bad:
-            raise UnknownOptionError(f"{entry.name}: unknown option(s) {', '.join(bad)}; "
-                                     f"valid options: {', '.join(sorted(fields))}")
-        cfg = dataclasses.replace(cfg, **overrides)
-    classes = entry.num_classes if num_classes is None else int(num_classes)
-    if classes < 0:
-        raise ValueError(f"num_classes must be >= 0, got {classes}")
-    model = entry.build(cfg, classes)
-    model.model_name = entry.name
-    model.cfg = cfg
-    if grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    if features_only:
-        from regnet.models.net import FeatureNet
-        model = FeatureNet(model, out_indices)
-        model.cfg = cfg
-    return model

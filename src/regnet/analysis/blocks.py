@@ -1,4 +1,5 @@
-"""Per-block outputs O^t (and, for regulated blocks, the memory H^t) captured by forward hooks.
+"""Per-block outputs O^t (and, for regulated blocks, the memory H^t they pass on), read by
+forward hooks on the blocks.
 
 Blocks are named `s<i>.b<j>` as in the model; `Net.stages()` / `Stage.blocks()` give them in
 order, so this works for every family, regulated or not.
@@ -53,20 +54,23 @@ def block_outputs(model: nn.Module, x: torch.Tensor, names: list[str] | None = N
         if name not in wanted:
             continue
         records[name] = BlockRecord(name, torch.empty(0))
-        # The regulator's state_norm outputs the H^t the block fuses and passes on; its hook
-        # runs before the block's own output hook, so the record exists already.
-        regulator = getattr(block, "regulator", None)
-        if regulator is not None:
-            handles.append(regulator.state_norm.register_forward_hook(
-                lambda m, a, out, r=records[name]: setattr(r, "hidden", reduce(out))))
         handles.append(block.register_forward_hook(
-            lambda m, a, out, r=records[name]: setattr(r, "output", reduce(out))))
+            lambda m, a, out, r=records[name]: _record(r, out, reduce)))
     try:
         model(x)
     finally:
         for h in handles:
             h.remove()
     return [records[n] for n, _ in blocks if n in records]
+
+
+def _record(record: BlockRecord, out, reduce) -> None:
+    # A regulated block returns (O^t, (H^t[, C^t])): H^t after BN_h + ReLU, the memory it fused
+    # and passes on.
+    if isinstance(out, tuple):
+        out, state = out
+        record.hidden = reduce(state[0])
+    record.output = reduce(out)
 
 
 def image_tensor(path: str, size: int, mean, std) -> torch.Tensor:

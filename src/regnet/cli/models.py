@@ -6,7 +6,8 @@ import json
 import torch
 
 from regnet.complexity import complexity
-from regnet.registry import create_model, get_entry, list_models
+from regnet.models.factory import create_model
+from regnet.registry import get_entry, list_models
 
 
 def register(sub) -> None:

@@ -120,7 +120,8 @@ def cmd_fit(args) -> int:
             raise CLIError(f"--widths must be comma-separated integers, got {args.widths!r}")
         name = "widths"
     elif args.model:
-        from regnet.registry import create_model, get_entry
+        from regnet.models.factory import create_model
+        from regnet.registry import get_entry
         name = get_entry(args.model).name
         widths = block_widths(create_model(name))
     else:

@@ -4,7 +4,7 @@ Same convention as `regnet.complexity` (which counts by running the built model)
 multiply-adds plus one add per output element of a biased layer, params include 2 per BN
 channel, acts are conv / linear output elements. No model is built, so a design-space sampler
 can test tens of thousands of candidates against a FLOP band in seconds;
-tests/test_design_complexity.py checks that the two agree exactly on random configs.
+tests/test_design.py checks that the two agree exactly on random configs.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from regnet.layers import STEMS
 from regnet.models.anynet import AnyNetCfg, RegNetCfg
-from regnet.models.resnet import se_width
+from regnet.models.blocks import se_width
 
 __all__ = ["Counts", "anynet_complexity", "regnet_complexity"]
 

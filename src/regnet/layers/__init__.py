@@ -1,10 +1,8 @@
-"""Building blocks shared by every family: conv+BN+act, squeeze-excitation, shortcuts."""
-from .conv import ConvBnAct, conv_nd, bn_nd, pool_nd, create_act
+"""Layers shared by every family: conv (+ BN + ReLU), squeeze-excitation, shortcuts, stems."""
+from .conv import ConvBnAct, conv2d
 from .se import SqueezeExcite
-from .stem import Stem, STEMS
-from .shortcut import make_shortcut, ProjectionShortcut, PadShortcut, SHORTCUTS
+from .shortcut import SHORTCUTS, PadShortcut, ProjectionShortcut, make_shortcut
+from .stem import STEMS, Stem
 
-__all__ = [
-    "ConvBnAct", "conv_nd", "bn_nd", "pool_nd", "create_act", "SqueezeExcite",
-    "make_shortcut", "ProjectionShortcut", "PadShortcut", "SHORTCUTS", "Stem", "STEMS",
-]
+__all__ = ["ConvBnAct", "conv2d", "SqueezeExcite", "make_shortcut", "ProjectionShortcut",
+           "PadShortcut", "SHORTCUTS", "Stem", "STEMS"]

@@ -10,11 +10,10 @@ An identity is used whenever shape does not change, whatever the choice.
 """
 from __future__ import annotations
 
-
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .conv import bn_nd, conv_nd, pool_nd
+from .conv import conv2d
 
 SHORTCUTS = ("B", "A", "improved", "conv")
 
@@ -23,14 +22,14 @@ class ProjectionShortcut(nn.Module):
     """[max-pool] -> [1x1 conv] -> [BN]; which parts exist depends on the shortcut kind."""
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, kind: str = "B",
-                 bias: bool = False, dims: int = 2):
+                 bias: bool = False):
         super().__init__()
         pool_first = kind == "improved" and stride > 1
-        self.pool = pool_nd(dims, 3, stride, 1) if pool_first else nn.Identity()
+        self.pool = nn.MaxPool2d(3, stride, 1) if pool_first else nn.Identity()
         conv_stride = 1 if pool_first else stride
         if in_chs != out_chs or conv_stride > 1:
-            self.conv = conv_nd(dims, in_chs, out_chs, 1, conv_stride, bias=bias)
-            self.bn = nn.Identity() if kind == "conv" else bn_nd(dims, out_chs)
+            self.conv = conv2d(in_chs, out_chs, 1, conv_stride, bias=bias)
+            self.bn = nn.Identity() if kind == "conv" else nn.BatchNorm2d(out_chs)
         else:  # "improved" with a stride but no channel change: the max-pool alone
             self.conv = nn.Identity()
             self.bn = nn.Identity()
@@ -60,14 +59,12 @@ class PadShortcut(nn.Module):
         return x
 
 
-def make_shortcut(in_chs: int, out_chs: int, stride: int, kind: str = "B", bias: bool = False,
-                  dims: int = 2) -> nn.Module:
+def make_shortcut(in_chs: int, out_chs: int, stride: int, kind: str = "B",
+                  bias: bool = False) -> nn.Module:
     if kind not in SHORTCUTS:
         raise ValueError(f"unknown shortcut {kind!r}; expected one of {', '.join(SHORTCUTS)}")
     if in_chs == out_chs and stride == 1:
         return nn.Identity()
     if kind == "A":
         return PadShortcut(in_chs, out_chs, stride)
-    return ProjectionShortcut(in_chs, out_chs, stride, kind, bias, dims)
-
-
+    return ProjectionShortcut(in_chs, out_chs, stride, kind, bias)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .conv import bn_nd, conv_nd, pool_nd
+from .conv import conv2d
 
 # name -> (kernel, stride, max-pool after, BN+ReLU after); the total stride is stride * (2 if pool)
 STEMS = {
@@ -16,16 +16,16 @@ STEMS = {
 
 
 class Stem(nn.Module):
-    def __init__(self, kind: str, in_chs: int, out_chs: int, dims: int = 2):
+    def __init__(self, kind: str, in_chs: int, out_chs: int):
         super().__init__()
         if kind not in STEMS:
             raise ValueError(f"unknown stem {kind!r}; expected one of {', '.join(STEMS)}")
         kernel, stride, pool, norm = STEMS[kind]
         self.kind = kind
-        self.conv = conv_nd(dims, in_chs, out_chs, kernel, stride)
-        self.bn = bn_nd(dims, out_chs) if norm else nn.Identity()
+        self.conv = conv2d(in_chs, out_chs, kernel, stride)
+        self.bn = nn.BatchNorm2d(out_chs) if norm else nn.Identity()
         self.act = nn.ReLU(inplace=True) if norm else nn.Identity()
-        self.pool = pool_nd(dims, 3, 2, 1) if pool else nn.Identity()
+        self.pool = nn.MaxPool2d(3, 2, 1) if pool else nn.Identity()
         self.reduction = stride * (2 if pool else 1)
         self.out_chs = out_chs
 

@@ -1,7 +1,7 @@
 """AnyNet and RegNet (Radosavovic et al., "Designing Network Design Spaces").
 
 AnyNet is stem (3x3/2, 32) -> stages of (depth, width, bottleneck multiplier, group width,
-stride) -> head. Its X block is ResNet's `Bottleneck` with inner width w*b and groups (w*b)/g;
+stride) -> head. Its X block is the shared `Bottleneck` with inner width w*b and groups (w*b)/g;
 the Y block is the same with SE after the 3x3, squeezed to round(se_ratio * block input width).
 A RegNet is an AnyNet whose stage table comes from `generate_regnet`, so the zoo below is one
 line of generator parameters per model.
@@ -21,9 +21,9 @@ import torch.nn as nn
 from regnet.layers import Stem
 from regnet.registry import register_model
 
-from .net import Net, Stage, make_blocks
+from .blocks import BasicBlock, Bottleneck, init_weights
+from .net import Net, StageSpec
 from .regnet_gen import RegNetStages, generate_regnet
-from .resnet import BasicBlock, Bottleneck, init_weights
 
 __all__ = ["AnyNetCfg", "RegNetCfg", "build_anynet", "build_regnet", "anynet_block_args",
            "REGNET_ZOO"]
@@ -140,15 +140,10 @@ def anynet_block_args(cfg: AnyNetCfg, stage: int) -> dict:
 
 
 def build_anynet(cfg: AnyNetCfg, num_classes: int) -> Net:
-    stem = Stem(cfg.stem, cfg.input_size[0], cfg.stem_chs)
-    block = ANYNET_BLOCKS[cfg.block]
-    stages, in_chs = [], cfg.stem_chs
-    for i, (depth, width, stride) in enumerate(zip(cfg.depths, cfg.widths, cfg.strides)):
-        stages.append(Stage(make_blocks(block, in_chs, width, depth, stride,
-                                        **anynet_block_args(cfg, i))))
-        in_chs = width
-    net = Net(stem, stages, cfg.widths, cfg.strides, num_classes, stem_reduction=stem.reduction,
-              input_size=cfg.input_size, drop_rate=cfg.drop_rate)
+    specs = [StageSpec(depth, width, stride, anynet_block_args(cfg, i))
+             for i, (depth, width, stride) in enumerate(zip(cfg.depths, cfg.widths, cfg.strides))]
+    net = Net.from_specs(Stem(cfg.stem, cfg.input_size[0], cfg.stem_chs), ANYNET_BLOCKS[cfg.block],
+                         specs, num_classes, input_size=cfg.input_size, drop_rate=cfg.drop_rate)
     init_weights(net, cfg.zero_init_last)
     # The reference initialises the classifier N(0, 0.01) with a zero bias.
     if isinstance(net.head.fc, nn.Linear):

@@ -128,11 +128,8 @@ class DenseGateConv(nn.Module):
     into one conv (exactly g separate convs: the same parameters, FLOPs and activations).
     Output (B, g*N, H, W), gate-major."""
 
-    def __init__(self, chs: int, gates: int = 1, layout: str = "separate"):
+    def __init__(self, chs: int, gates: int = 1):
         super().__init__()
-        if layout not in GATE_LAYOUTS:
-            raise ValueError(f"unknown gate layout {layout!r}; expected one of "
-                             f"{', '.join(GATE_LAYOUTS)}")
         self.chs, self.gates = chs, gates
         self.conv = nn.Conv2d(2 * chs, gates * chs, 3, padding=1, bias=True)
 
@@ -150,7 +147,12 @@ class DenseGateConv(nn.Module):
 def gate_conv(kind: str, chs: int, gates: int, layout: str = "separate") -> nn.Module:
     if kind not in GATE_CONVS:
         raise ValueError(f"unknown gate conv {kind!r}; expected one of {', '.join(GATE_CONVS)}")
-    return (LightGateConv if kind == "light" else DenseGateConv)(chs, gates, layout)
+    if kind == "light":
+        return LightGateConv(chs, gates, layout)
+    if layout != "separate":
+        raise ValueError(f"gate layout {layout!r} is a layout of the light gate conv; the dense "
+                         "gate conv has one layout")
+    return DenseGateConv(chs, gates)
 
 
 class _Cell(nn.Module):

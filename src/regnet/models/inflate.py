@@ -9,28 +9,24 @@ need nothing: they pool or slice over every axis after the channels. Every regis
 from standard layers inflates (the ResNet, RegNet/AnyNet and iResNet families); the RNN-regulated
 nets' gate convs are Conv2d subclasses with their own 2-D forward and are refused with an error.
 
-The paper's video nets (Table V) and the inflation that reproduces them (the default rule):
-- stem 7x7 -> 5x7x7, every spatial 3x3 conv -> 3x3x3, every 1x1 conv stays 1x1x1;
-- 16-frame 224x224 clips; time is halved where space is, in the first blocks of stages 3 and 4
-  (the strided 3x3x3 and, in the shortcut, a 3x3x3 max-pool / strided 1x1x1).
-`iresnet3d50` (iResNet-50 inflated) then has 46,999,760 parameters with 400 classes
-(Kinetics-400; the paper: 47.00M) and 46,536,686 with 174 (Something-Something-v2; 46.54M).
-The alternatives miss: a 7x7x7 or 3x7x7 stem gives 47.02M / 46.98M, inflating 1x1 convs or
-shortcuts adds millions. Its cost is 93.14 G plain multiply-adds (`regnet info iresnet3d50`)
-and 93.94 G in the paper's counter convention (`iresnet.paper_flops(..., count_relu=True)`;
-the paper: 93.93 G for both datasets); keeping all 16 frames in every stage would cost 132.8 G.
-`resnet3d50` is ResNet-50 inflated the same way (same parameters; its stem max-pool becomes
-1x3x3; 92.52 G multiply-adds).
+The default rule reproduces the iResNet paper's video nets (its Table V: stem 7x7 -> 5x7x7,
+spatial 3x3 -> 3x3x3, 1x1 stays 1x1x1, time halved where space is in stages 3 and 4);
+docs/ARCHITECTURE.md gives the counts this yields against the paper's and the rules it rules out.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
 from regnet.registry import register_model
+
+from .iresnet import IRESNET, build_iresnet, imagenet_cfg
+from .net import Net
+from .resnet import IMAGENET_RESNET, build_resnet
 
 __all__ = ["InflationRule", "inflate", "Inflated3dCfg", "build_inflated"]
 
@@ -154,27 +150,33 @@ def inflate(model: nn.Module, rule: InflationRule = InflationRule()) -> nn.Modul
 
 @dataclass(frozen=True)
 class Inflated3dCfg:
-    """A registered 2-D net (`base`, with `base_args` overrides) inflated by `rule`."""
+    """A 2-D net (`base`, its family's frozen config, built by `build_base` after `base_args`
+    overrides) inflated by `rule`."""
 
-    base: str = "iresnet50"
+    base: Any = None
+    build_base: Callable[[Any, int], Net] | None = None
     rule: InflationRule = InflationRule()
-    base_args: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs for the 2-D config
+    base_args: dict = dataclasses.field(default_factory=dict)
     input_size: tuple[int, ...] = (3, 16, 224, 224)
+
+    def __post_init__(self):
+        if self.base is None or self.build_base is None:
+            raise ValueError("Inflated3dCfg needs a base config and its builder")
+        if len(self.input_size) != 4:
+            raise ValueError(f"input_size must be (C, T, H, W), got {self.input_size}")
 
 
 def build_inflated(cfg: Inflated3dCfg, num_classes: int) -> nn.Module:
-    from regnet.registry import create_model
-    if len(cfg.input_size) != 4:
-        raise ValueError(f"input_size must be (C, T, H, W), got {cfg.input_size}")
-    net = inflate(create_model(cfg.base, num_classes=num_classes, **dict(cfg.base_args)),
-                  cfg.rule)
+    base = dataclasses.replace(cfg.base, **cfg.base_args) if cfg.base_args else cfg.base
+    net = inflate(cfg.build_base(base, num_classes), cfg.rule)
     net.default_input_size = tuple(cfg.input_size)
     return net
 
 
 _PAPER = "Duta et al., Improved Residual Networks for Image and Video Recognition"
 _VIDEO = dict(num_classes=400, input_size=(3, 16, 224, 224), family="iresnet", paper=_PAPER)
-register_model("iresnet3d50", build_inflated, Inflated3dCfg("iresnet50"),
+register_model("iresnet3d50", build_inflated,
+               Inflated3dCfg(imagenet_cfg(IRESNET, 50), build_iresnet),
                aliases=("iResNet3D-50",), **_VIDEO)
-register_model("resnet3d50", build_inflated, Inflated3dCfg("resnet50"),
+register_model("resnet3d50", build_inflated, Inflated3dCfg(IMAGENET_RESNET, build_resnet),
                aliases=("ResNet3D-50",), **_VIDEO)

@@ -1,13 +1,14 @@
 """The one network shape every family builds: stem -> stages s1..sN of blocks b1..bM -> head.
 
-A family contributes a stem, a block class (`Block(in_chs, out_chs, stride, **block_args)`) and a
-table of stage specs; `Net` supplies the interface users call (timm's conventions):
-`forward_features`, `forward_head(x, pre_logits=False)`, `reset_classifier`, `feature_info`,
-`forward_intermediates`, `set_grad_checkpointing`.
+A family contributes a stem, a block class (`Block(in_chs, out_chs, stride, **block_args)`) and
+a list of `StageSpec`s, built by the one `build_stages`; `Net` supplies the interface users call
+(timm's conventions): `forward_features`, `forward_head(x, pre_logits=False)`,
+`reset_classifier`, `feature_info`, `forward_intermediates`, `set_grad_checkpointing`.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import torch
@@ -60,20 +61,31 @@ def _run_blocks(blocks: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def make_blocks(block_fn: Callable[..., nn.Module], in_chs: int, out_chs: int, depth: int,
-                stride: int, per_block: Callable[[int, int], dict] | None = None,
-                **block_args) -> list[nn.Module]:
-    """`depth` blocks; the first changes width and carries the stride.
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a network: `depth` blocks of `out_chs` channels, the first with `stride`."""
 
-    `per_block(index, depth)` returns extra kwargs for one block (iResNet's start/middle/end
-    position, for instance), merged over `block_args`.
-    """
-    blocks = []
-    for i in range(depth):
-        extra = per_block(i, depth) if per_block else {}
-        blocks.append(block_fn(in_chs if i == 0 else out_chs, out_chs, stride if i == 0 else 1,
-                               **{**block_args, **extra}))
-    return blocks
+    depth: int
+    out_chs: int
+    stride: int
+    block_args: dict = field(default_factory=dict)  # kwargs of every block of the stage
+
+
+def build_stages(block: Callable[..., nn.Module], in_chs: int, specs: Sequence[StageSpec],
+                 per_block: Callable[[int, int], dict] | None = None) -> list[Stage]:
+    """The stages of every family: in each, the first block changes the width and carries the
+    stride. `per_block(index, depth)` adds kwargs for one block (iResNet's start / middle / end
+    position), merged over the stage's `block_args`."""
+    stages = []
+    for spec in specs:
+        blocks = []
+        for i in range(spec.depth):
+            extra = per_block(i, spec.depth) if per_block else {}
+            blocks.append(block(in_chs if i == 0 else spec.out_chs, spec.out_chs,
+                                spec.stride if i == 0 else 1, **{**spec.block_args, **extra}))
+        stages.append(Stage(blocks))
+        in_chs = spec.out_chs
+    return stages
 
 
 class ClassifierHead(nn.Module):
@@ -122,6 +134,17 @@ class Net(nn.Module):
         for i, (chs, stride) in enumerate(zip(stage_chs, strides), 1):
             reduction *= stride
             self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": f"s{i}"})
+
+    @classmethod
+    def from_specs(cls, stem: nn.Module, block: Callable[..., nn.Module],
+                   specs: Sequence[StageSpec], num_classes: int, *, input_size: tuple[int, ...],
+                   per_block: Callable[[int, int], dict] | None = None,
+                   norm: nn.Module | None = None, drop_rate: float = 0.0) -> "Net":
+        """stem -> `build_stages(block, stem.out_chs, specs, per_block)` -> head."""
+        return cls(stem, build_stages(block, stem.out_chs, specs, per_block),
+                   [s.out_chs for s in specs], [s.stride for s in specs], num_classes,
+                   stem_reduction=stem.reduction, input_size=input_size, norm=norm,
+                   drop_rate=drop_rate)
 
     def stages(self) -> list[nn.Module]:
         return [getattr(self, info["module"]) for info in self.feature_info]

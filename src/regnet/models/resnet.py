@@ -1,8 +1,8 @@
 """ResNet baselines (He et al.): CIFAR 6n+2 basic-block nets, SE-ResNets, pre-activation
 bottleneck nets, ImageNet ResNets and ResNeXts (torchvision layout: stride on the 3x3).
 
-The blocks here are the base the other families extend: RegNet's X block is `Bottleneck` with
-a group width and a bottleneck multiplier, its Y block adds SE after the 3x3.
+The blocks are in `blocks.py`, shared with the other families (RegNet's X block is the same
+`Bottleneck` with a group width and a bottleneck multiplier).
 """
 from __future__ import annotations
 
@@ -10,113 +10,11 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from regnet.layers import SqueezeExcite, Stem, bn_nd, conv_nd, make_shortcut
+from regnet.layers import Stem
 from regnet.registry import register_model
 
-from .net import Net, Stage, make_blocks
-
-
-def se_width(ratio: float, in_chs: int, out_chs: int, base: str) -> int:
-    """SE squeeze width: a ratio of the block's input width (RegNetY) or output width (SENet)."""
-    return int(round(ratio * (in_chs if base == "in" else out_chs)))
-
-
-class BasicBlock(nn.Module):
-    """3x3 -> BN -> ReLU -> 3x3 -> BN [-> SE], + shortcut, ReLU."""
-
-    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, *, shortcut: str = "B",
-                 shortcut_bias: bool = False, se_ratio: float = 0.0, se_bias: bool = True,
-                 dims: int = 2):
-        super().__init__()
-        self.conv1 = conv_nd(dims, in_chs, out_chs, 3, stride)
-        self.bn1 = bn_nd(dims, out_chs)
-        self.act1 = nn.ReLU(inplace=True)
-        self.conv2 = conv_nd(dims, out_chs, out_chs, 3)
-        self.bn2 = bn_nd(dims, out_chs)
-        rd = se_width(se_ratio, in_chs, out_chs, "out")
-        self.se = SqueezeExcite(out_chs, rd, se_bias, dims) if rd else nn.Identity()
-        self.shortcut = make_shortcut(in_chs, out_chs, stride, shortcut, shortcut_bias, dims)
-        self.act2 = nn.ReLU(inplace=True)
-
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.bn2.weight)
-
-    def forward(self, x):
-        y = self.act1(self.bn1(self.conv1(x)))
-        y = self.se(self.bn2(self.conv2(y)))
-        return self.act2(y + self.shortcut(x))
-
-
-class Bottleneck(nn.Module):
-    """1x1 -> BN -> ReLU -> grouped 3x3 (stride) -> BN -> ReLU -> 1x1 -> BN, + shortcut, ReLU.
-
-    `mid_chs` is the inner width, `groups` the 3x3's groups. SE sits after the 3x3 (RegNetY,
-    `se_after="conv2"`, squeeze width from the block input) or after the last BN (SENet).
-    """
-
-    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, *, mid_chs: int,
-                 groups: int = 1, shortcut: str = "B", shortcut_bias: bool = False,
-                 se_ratio: float = 0.0, se_after: str = "conv3", se_bias: bool = True,
-                 dims: int = 2):
-        super().__init__()
-        self.conv1 = conv_nd(dims, in_chs, mid_chs, 1)
-        self.bn1 = bn_nd(dims, mid_chs)
-        self.act1 = nn.ReLU(inplace=True)
-        self.conv2 = conv_nd(dims, mid_chs, mid_chs, 3, stride, groups=groups)
-        self.bn2 = bn_nd(dims, mid_chs)
-        self.act2 = nn.ReLU(inplace=True)
-        se_chs = mid_chs if se_after == "conv2" else out_chs
-        rd = se_width(se_ratio, in_chs, out_chs, "in" if se_after == "conv2" else "out")
-        self.se = SqueezeExcite(se_chs, rd, se_bias, dims) if rd else nn.Identity()
-        self.se_after = se_after
-        self.conv3 = conv_nd(dims, mid_chs, out_chs, 1)
-        self.bn3 = bn_nd(dims, out_chs)
-        self.shortcut = make_shortcut(in_chs, out_chs, stride, shortcut, shortcut_bias, dims)
-        self.act3 = nn.ReLU(inplace=True)
-
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.bn3.weight)
-
-    def forward(self, x):
-        y = self.act1(self.bn1(self.conv1(x)))
-        y = self.act2(self.bn2(self.conv2(y)))
-        if self.se_after == "conv2":
-            y = self.se(y)
-        y = self.bn3(self.conv3(y))
-        if self.se_after == "conv3":
-            y = self.se(y)
-        return self.act3(y + self.shortcut(x))
-
-
-class PreActBottleneck(nn.Module):
-    """Identity-mapping bottleneck (He et al. 2016): BN -> ReLU -> 1x1 -> BN -> ReLU -> 3x3
-    (stride) -> BN -> ReLU -> 1x1, + shortcut. A projection shortcut reads the pre-activated
-    input, as in the authors' code, and has no BN of its own."""
-
-    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, *, mid_chs: int,
-                 dims: int = 2, **_unused_shortcut_args):
-        super().__init__()
-        self.bn1 = bn_nd(dims, in_chs)
-        self.act1 = nn.ReLU(inplace=True)
-        self.conv1 = conv_nd(dims, in_chs, mid_chs, 1)
-        self.bn2 = bn_nd(dims, mid_chs)
-        self.act2 = nn.ReLU(inplace=True)
-        self.conv2 = conv_nd(dims, mid_chs, mid_chs, 3, stride)
-        self.bn3 = bn_nd(dims, mid_chs)
-        self.act3 = nn.ReLU(inplace=True)
-        self.conv3 = conv_nd(dims, mid_chs, out_chs, 1)
-        self.shortcut = make_shortcut(in_chs, out_chs, stride, "conv", False, dims)
-
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.conv3.weight)
-
-    def forward(self, x):
-        pre = self.act1(self.bn1(x))
-        shortcut = x if isinstance(self.shortcut, nn.Identity) else self.shortcut(pre)
-        y = self.act2(self.bn2(self.conv1(pre)))
-        y = self.act3(self.bn3(self.conv2(y)))
-        return self.conv3(y) + shortcut
-
+from .blocks import IMAGENET_LAYOUTS, BasicBlock, Bottleneck, PreActBottleneck, init_weights
+from .net import Net, StageSpec
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "preact": PreActBottleneck}
 
@@ -150,7 +48,7 @@ class ResNetCfg:
 
 
 def stage_block_args(cfg: ResNetCfg, planes: int) -> dict:
-    """The block kwargs of one stage (also used by the families that extend ResNet)."""
+    """The block kwargs of one stage."""
     args = {"shortcut": cfg.shortcut, "shortcut_bias": cfg.shortcut_bias}
     if cfg.block == "basic":
         return {**args, "se_ratio": cfg.se_ratio, "se_bias": cfg.se_bias}
@@ -161,36 +59,19 @@ def stage_block_args(cfg: ResNetCfg, planes: int) -> dict:
             "se_bias": cfg.se_bias}
 
 
-def init_weights(model: nn.Module, zero_init_last: bool = False) -> None:
-    """Kaiming-normal (fan_out) convs, unit BN, the torchvision / iResNet initialisation."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    if zero_init_last:
-        for m in model.modules():
-            if hasattr(m, "zero_init_last"):
-                m.zero_init_last()
+def resnet_stages(cfg: ResNetCfg) -> list[StageSpec]:
+    return [StageSpec(depth, planes * cfg.expansion, stride, stage_block_args(cfg, planes))
+            for depth, planes, stride in zip(cfg.depths, cfg.widths, cfg.strides)]
 
 
 def build_resnet(cfg: ResNetCfg, num_classes: int) -> Net:
-    block = BLOCKS[cfg.block]
-    stem = Stem(cfg.stem, cfg.input_size[0], cfg.stem_chs)
-    stages, chs, in_chs = [], [], cfg.stem_chs
-    for depth, planes, stride in zip(cfg.depths, cfg.widths, cfg.strides):
-        out_chs = planes * cfg.expansion
-        stages.append(Stage(make_blocks(block, in_chs, out_chs, depth, stride,
-                                        **stage_block_args(cfg, planes))))
-        chs.append(out_chs)
-        in_chs = out_chs
     # Pre-activation nets end un-normalised: BN + ReLU before the pool.
-    norm = nn.Sequential(bn_nd(2, in_chs), nn.ReLU(inplace=True)) if cfg.block == "preact" else None
-    net = Net(stem, stages, chs, cfg.strides, num_classes, stem_reduction=stem.reduction,
-              input_size=cfg.input_size, norm=norm, drop_rate=cfg.drop_rate)
+    last = cfg.widths[-1] * cfg.expansion
+    norm = nn.Sequential(nn.BatchNorm2d(last), nn.ReLU(inplace=True)) \
+        if cfg.block == "preact" else None
+    net = Net.from_specs(Stem(cfg.stem, cfg.input_size[0], cfg.stem_chs), BLOCKS[cfg.block],
+                         resnet_stages(cfg), num_classes, input_size=cfg.input_size, norm=norm,
+                         drop_rate=cfg.drop_rate)
     init_weights(net, cfg.zero_init_last)
     return net
 
@@ -234,16 +115,15 @@ for _d, _n in ((164, 18), (1001, 111)):
                    paper="He et al., Identity Mappings in Deep Residual Networks",
                    aliases=(f"PreAct-ResNet-{_d}",), **_CIFAR)
 
-_IMAGENET_LAYOUTS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
-                     50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)),
-                     152: ("bottleneck", (3, 8, 36, 3)), 200: ("bottleneck", (3, 24, 36, 3))}
-for _d, (_block, _depths) in _IMAGENET_LAYOUTS.items():
+for _d in (18, 34, 50, 101, 152, 200):
+    _block, _depths = IMAGENET_LAYOUTS[_d]
     register_model(f"resnet{_d}", build_resnet, _imagenet(_depths, _block), paper=_HE2016,
                    aliases=(f"ResNet-{_d}",), **_IMAGENET)
-for _d, _depths in ((50, (3, 4, 6, 3)), (101, (3, 4, 23, 3)), (152, (3, 8, 36, 3))):
-    register_model(f"resnext{_d}_32x4d", build_resnet, _imagenet(_depths, groups=32, base_width=4),
+for _d in (50, 101, 152):
+    register_model(f"resnext{_d}_32x4d", build_resnet,
+                   _imagenet(IMAGENET_LAYOUTS[_d][1], groups=32, base_width=4),
                    paper="Xie et al., Aggregated Residual Transformations",
                    aliases=(f"ResNeXt-{_d}",), **_IMAGENET)
-register_model("se_resnet50", build_resnet, _imagenet((3, 4, 6, 3), se_ratio=1 / 16),
+register_model("se_resnet50", build_resnet, _imagenet(IMAGENET_LAYOUTS[50][1], se_ratio=1 / 16),
                paper="Hu et al., Squeeze-and-Excitation Networks", aliases=("SE-ResNet-50",),
                **_IMAGENET)

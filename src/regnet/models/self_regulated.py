@@ -6,50 +6,45 @@ from `regulated.regulate`; the block code is ResNet's own:
   and X3 = ReLU(BN(conv1x1(concat[X2, H]))) feeding conv2 (+ SE after BN for SE-RegNet);
 - the bottleneck RegNet module (ImageNet) is `Bottleneck` with the memory reading the strided
   3x3's output X3 and the fuse conv feeding the last 1x1.
-The canonical reading of the paper, its ambiguities (each a named option below) and the exact
-counts are in `../shared/reference/self_regulated.md` / `.tsv`.
+The canonical reading of the paper and its ambiguities (each a named option of `RegulatorCfg`)
+are in docs/ARCHITECTURE.md; tests/reference/self_regulated.tsv holds the exact counts.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from regnet.registry import register_model
 
+from .anynet import build_regnet, zoo_cfg
+from .iresnet import IRESNET, build_iresnet, imagenet_cfg
 from .net import Net
-from .regulated import RegulatorCfg, register_tap, regulate
+from .regulated import RegulatorCfg, regulate, regulator_cfg
 from .resnet import IMAGENET_RESNET, ResNetCfg, build_resnet, cifar_resnet
 
-__all__ = ["SelfRegulatedCfg", "build_self_regulated", "regulator_cfg"]
+__all__ = ["SelfRegulatedCfg", "build_self_regulated", "RegulatedFamilyCfg",
+           "build_regulated_family"]
 
 
 @dataclass(frozen=True)
-class SelfRegulatedCfg(ResNetCfg):
-    """A ResNet (every `ResNetCfg` knob, e.g. `shortcut="A"`) plus the regulator's options.
+class SelfRegulatedCfg(RegulatorCfg, ResNetCfg):
+    """A ResNet (every `ResNetCfg` knob, e.g. `shortcut="A"`) plus the regulator's options
+    (every `RegulatorCfg` field).
 
     Canonical defaults: ConvLSTM, light gate convs, one per gate, BN + ReLU on H, ReLU on C,
     option-B shortcut with bias on CIFAR (set by the registered configs).
     """
 
-    cell: str = "lstm"                      # rnn | gru | lstm
-    gate_conv: str = "light"                # light | dense (Table I's standard 3x3 ablation)
-    gates: str = "separate"                 # separate (canonical) | fused (non-canonical counts)
-    state_bn: bool = True                   # per-block BN on H before its ReLU
-    cell_relu: bool = True                  # ReLU on H and C before they are passed on
     regulated: tuple[int, ...] = (1, 2, 3)  # 1-based stages with a memory (Table V: one stage)
 
     def __post_init__(self):
-        super().__post_init__()
+        ResNetCfg.__post_init__(self)
+        RegulatorCfg.__post_init__(self)
         object.__setattr__(self, "regulated", tuple(int(i) for i in self.regulated))
         bad = [i for i in self.regulated if not 1 <= i <= len(self.depths)]
         if bad:
             raise ValueError(f"regulated stages {bad} out of range 1..{len(self.depths)}")
-        regulator_cfg(self)  # validates cell / gate_conv / gates
-
-
-def regulator_cfg(cfg: SelfRegulatedCfg) -> RegulatorCfg:
-    return RegulatorCfg(cell=cfg.cell, gate_conv=cfg.gate_conv, gates=cfg.gates,
-                        state_bn=cfg.state_bn, cell_relu=cfg.cell_relu)
 
 
 def build_self_regulated(cfg: SelfRegulatedCfg, num_classes: int) -> Net:
@@ -96,41 +91,31 @@ for _cell, _long in _CELL_NAMES.items():
 
 # -- the regulator on other families: built by their own builders, regulated afterwards ---------
 @dataclass(frozen=True)
-class RegulatedFamilyCfg:
-    """Any registered net (`base`, built by its own family's code with `base_args` overrides)
-    with a memory in the stages `regulated` (None = all). Where the memory enters each block
-    class is declared once in `regulated.TAPS`."""
+class RegulatedFamilyCfg(RegulatorCfg):
+    """Any family's net (`base`, its frozen config, built by `build_base` after `base_args`
+    overrides) with a memory in the stages `regulated` (None = all). Where the memory enters
+    each block is declared by the block class itself (`RegulatableBlock.tap`)."""
 
-    base: str = "regnetx_400mf"
+    base: Any = None
+    build_base: Callable[[Any, int], Net] | None = None
     base_args: dict = dataclasses.field(default_factory=dict)
-    cell: str = "lstm"
-    gate_conv: str = "light"
-    gates: str = "separate"
-    state_bn: bool = True
-    cell_relu: bool = True
     regulated: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        regulator_cfg(self)
+        super().__post_init__()
+        if self.base is None or self.build_base is None:
+            raise ValueError("RegulatedFamilyCfg needs a base config and its builder")
 
 
 def build_regulated_family(cfg: RegulatedFamilyCfg, num_classes: int) -> Net:
-    from regnet.registry import create_model
-    net = create_model(cfg.base, num_classes=num_classes, **cfg.base_args)
-    return regulate(net, regulator_cfg(cfg), cfg.regulated)
+    base = dataclasses.replace(cfg.base, **cfg.base_args) if cfg.base_args else cfg.base
+    return regulate(cfg.build_base(base, num_classes), regulator_cfg(cfg), cfg.regulated)
 
 
-def _register_family_taps() -> None:
-    from .iresnet import StageBlock
-    # iResNet's ResStage block: the memory reads the ReLU after its 3x3 (the strided one), the
-    # last activation inside the branch: act1 of a basic block, act2 of a bottleneck.
-    register_tap(StageBlock, lambda b: (f"act{b.n - 1}", f"bn{b.n - 1}"))
-
-
-_register_family_taps()
-for _base, _family in (("regnetx_400mf", "regnet"), ("iresnet50", "iresnet")):
-    # RegNetX's X block is ResNet's Bottleneck (tap: the grouped 3x3's ReLU); iResNet's blocks
-    # are StageBlocks. Neither family's code is copied or changed.
-    register_model(f"regulated_{_base}", build_regulated_family,
-                   RegulatedFamilyCfg(base=_base), num_classes=1000, input_size=(3, 224, 224),
-                   family="self_regulated", paper=_PAPER)
+# RegNetX's X block is the shared Bottleneck (tap: the grouped 3x3's ReLU); iResNet's blocks are
+# StageBlocks (tap: the ReLU after the strided 3x3). Neither family's code is copied or changed.
+for _name, _base, _build in (("regulated_regnetx_400mf", zoo_cfg("x", "400mf"), build_regnet),
+                             ("regulated_iresnet50", imagenet_cfg(IRESNET, 50), build_iresnet)):
+    register_model(_name, build_regulated_family,
+                   RegulatedFamilyCfg(base=_base, build_base=_build), num_classes=1000,
+                   input_size=(3, 224, 224), family="self_regulated", paper=_PAPER)

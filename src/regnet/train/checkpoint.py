@@ -56,7 +56,7 @@ def load_checkpoint(path: str) -> dict:
 def load_model(path: str, device: str | torch.device = "cpu"):
     """(model, meta): the registered model rebuilt from the checkpoint, weights loaded, in eval
     mode; `meta` is the checkpoint without its tensors."""
-    from regnet.registry import create_model
+    from regnet.models.factory import create_model
 
     ckpt = load_checkpoint(path)
     model = create_model(ckpt["model"], num_classes=ckpt["num_classes"], **ckpt["model_args"])

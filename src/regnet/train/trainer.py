@@ -15,7 +15,8 @@ import torch
 
 from regnet.complexity import complexity
 from regnet.data import build_datasets, default_augment, make_loader
-from regnet.registry import create_model, get_entry
+from regnet.models.factory import create_model
+from regnet.registry import get_entry
 
 from . import records
 from .checkpoint import FORMAT, export_safetensors, load_checkpoint, save_checkpoint
