@@ -27,14 +27,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from regnet.data import ArrayDataset, InMemoryLoader, ReferenceLoader, build_datasets
+from regnet.atomic import atomic_write_text
+from regnet.data import ArrayDataset, DataSplits, InMemoryLoader, ReferenceLoader, build_datasets
 from regnet.data.arrays import channel_stats
 from regnet.models.factory import create_model
 from regnet.train import TrainConfig
-from regnet.train.distributed import DistInfo
-from regnet.train.engine import (StepState, resolve_amp, resolve_device, train_one_epoch)
-from regnet.train.optim import build_optimizer
-from regnet.train.trainer import configure_runtime
+from regnet.train.engine import train_one_epoch
+from regnet.train.trainer import setup_run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,11 +76,7 @@ def write_result(path: str | None, result: dict, quiet: bool = False) -> None:
     if not quiet:
         print(text)
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, text + "\n")
 
 
 def parse_models(text: str) -> list[str]:
@@ -318,33 +313,26 @@ def reference_train_throughput(model_name: str, ds: ArrayDataset, mean, std, bat
 
 
 class FastRun:
-    """`regnet train`'s fast path set up as the trainer does it (threads, device, memory format,
-    optimiser, autocast dtype, compile, in-memory loader); `epoch(n)` runs n steps of
-    `train_one_epoch` on it. Shared by the throughput and profiling scripts."""
+    """`regnet train`'s fast path, set up by the trainer's own `setup_run` (threads, device,
+    memory format, optimiser, autocast dtype, compile, in-memory loader) on the benchmark's
+    data; `epoch(n)` runs n steps of `train_one_epoch` on it. Shared by the throughput and
+    profiling scripts."""
 
     def __init__(self, cfg: TrainConfig, ds: ArrayDataset, mean, std):
-        self.cfg, self.dist = cfg, DistInfo()
-        self.threads = configure_runtime(cfg, self.dist)
-        self.device = resolve_device(cfg.device)
-        torch.manual_seed(0)
-        net = create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_args)
-        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.net = net.to(self.device).to(memory_format=fmt)
-        self.optimizer = build_optimizer(self.net, cfg)
-        self.amp_dtype = resolve_amp(cfg.amp, self.device)
-        self.model = torch.compile(self.net) if cfg.compile else self.net
-        self.loader = fast_loader(ds, mean, std, cfg.batch_size, cfg.channels_last, self.device,
-                                  cfg.seed)
-        self.state = StepState()
+        splits = DataSplits("synthetic", ds, info={"mean": list(mean), "std": list(std)})
+        self.run = setup_run(cfg, splits=splits, resume=False)
+        self.cfg, self.net, self.device = cfg, self.run.net, self.run.device
+        self.threads, self.amp_dtype = self.run.threads, self.run.amp_dtype
 
     @property
     def dtype(self) -> str:
         return str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "float32"
 
     def epoch(self, steps: int, first_epoch: int = 1) -> dict:
-        return train_one_epoch(self.model, FirstBatches(self.loader, steps, first_epoch),
-                               self.optimizer, self.cfg, self.state, device=self.device,
-                               amp_dtype=self.amp_dtype, dist=self.dist, net=self.net)
+        run = self.run
+        return train_one_epoch(run.model, FirstBatches(run.train_loader, steps, first_epoch),
+                               run.optimizer, self.cfg, run.state, device=self.device,
+                               amp_dtype=self.amp_dtype, dist=run.dist, net=self.net)
 
 
 def fast_train_throughput(cfg: TrainConfig, ds: ArrayDataset, mean, std, steps: int,

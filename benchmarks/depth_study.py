@@ -30,6 +30,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import mean_std, parse_set, read_history, train_flags  # noqa: E402
 
+from regnet.atomic import atomic_write_text  # noqa: E402
+
 # -- the budget (matched across every run) -----------------------------------------------------
 DEPTHS = (56, 110, 164)                 # 9n + 2 layers; 272 (n = 30) if time allows
 ARCHS = {"preact": "preact_resnet164", "iresnet": "iresnet164"}  # depth set by depths=(n,n,n)
@@ -123,10 +125,7 @@ def report(configs: list[dict], args) -> str:
         *rows, "", "Commands (one per run):", "", "```",
         *[cli_command(c) for c in configs], "```", ""])
     path = os.path.join(args.report_dir, "depth_study.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     return path
 
 

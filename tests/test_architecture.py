@@ -113,18 +113,16 @@ def test_torch_export_matches_eager(name, size):
 @pytest.mark.slow
 @pytest.mark.parametrize("name,size", TRACED)
 def test_compile_fullgraph_matches_eager(name, size):
-    # fullgraph=True fails on any graph break. Inductor's code generation would take minutes
-    # per net on a 2-core CI machine and says nothing more about the graph: the CIFAR nets go
-    # through AOTAutograd (aot_eager: forward and backward graphs), the ImageNet ones through
-    # dynamo's capture alone (eager backend), eval and train mode.
+    # fullgraph=True fails on any graph break, which dynamo's capture alone decides: the eager
+    # backend runs the captured graph as it is. Inductor's code generation would take minutes
+    # per net on a 2-core CI machine and says nothing more about the graph. Train mode: BN
+    # normalises with the batch's statistics, so the two outputs compare, and backward runs.
     torch._dynamo.reset()
     model, x = _model_and_input(name, size)
-    backend = "aot_eager" if size == 32 else "eager"
-    compiled = torch.compile(model, fullgraph=True, backend=backend)
-    with torch.no_grad():
-        ref = model(x)
-        got = compiled(x)
-    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
     model.train()
-    compiled(x).sum().backward()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    ref = model(x)
+    got = compiled(x)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    got.sum().backward()
     assert all(p.grad is not None for p in model.parameters())

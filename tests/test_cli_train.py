@@ -84,7 +84,7 @@ def test_unknown_yaml_key(capsys, tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("epochs: 2\nlearning_rate: 0.1\n")
     err = fails(capsys, ["train", "resnet20", "--recipe", str(recipe)],
-                "unknown key(s) learning_rate; valid keys: model, model_args")
+                "unknown config key(s) learning_rate; valid keys: model, model_args")
     assert "weight_decay" in err
 
 

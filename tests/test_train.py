@@ -47,7 +47,7 @@ def test_every_shipped_recipe_is_a_valid_config():
 def test_recipe_with_unknown_key(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("epochs: 3\nlr_decay: 0.1\n")
-    with pytest.raises(ValueError, match="unknown key.*lr_decay; valid keys: model"):
+    with pytest.raises(ValueError, match="unknown config key.*lr_decay; valid keys: model"):
         load_recipe(str(path))
     with pytest.raises(FileNotFoundError, match="unknown recipe 'nope'; shipped recipes: "):
         load_recipe("nope")

@@ -3,7 +3,7 @@ import os, sys, time, torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from common import fast_config, fast_train_throughput, load_data
 from regnet.models.regulated import regulated_stages
-import regnet.models.factory as reg
+import regnet.train.trainer as reg
 
 mode = sys.argv[1]  # eager | compile
 orig = reg.create_model
@@ -13,7 +13,7 @@ def create(name, **kw):
         for st in regulated_stages(net):
             st.cell = torch.compile(st.cell, dynamic=False)
     return net
-import common; common.create_model = create
+reg.create_model = create
 ds, mean, std, _ = load_data(None, 2048, 32)
 cfg = fast_config(sys.argv[2] if len(sys.argv) > 2 else "regnet20_lstm", 128)
 t0 = time.time()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from regnet.atomic import atomic_write
 
 from .arrays import ArrayDataset
 from .errors import DatasetError
@@ -77,10 +78,7 @@ def _cache_key(root: str, paths: list[str], size: int | None) -> str:
 
 
 def _save_atomic(path: str, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=os.path.dirname(path))
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.save(f, array))
 
 
 def read_folder(root: str, size: int | None = None, cache_dir: str | None = None,

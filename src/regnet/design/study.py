@@ -22,6 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
 from multiprocessing import get_context
 
+from regnet.atomic import atomic_write_text
+
 from .presets import get_preset
 from .spaces import Constraints, ModelBase, get_space, sample_space
 
@@ -32,15 +34,6 @@ FORMAT = "regnet-study-1"
 
 class StudyError(ValueError):
     """A study folder that is missing, malformed or would be overwritten."""
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -88,9 +81,9 @@ def create_study(out: str, space: str, n: int | None = None, flops=None, seed: i
                          "rejected": report.rejected},
             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.makedirs(out, exist_ok=True)
-    _write_atomic(os.path.join(out, "configs.jsonl"),
+    atomic_write_text(os.path.join(out, "configs.jsonl"),
                   "".join(json.dumps(r) + "\n" for r in records))
-    _write_atomic(os.path.join(out, "study.json"), json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(os.path.join(out, "study.json"), json.dumps(meta, indent=2) + "\n")
     return meta
 
 
@@ -249,7 +242,7 @@ def run_study(path: str, recipe: dict | None = None, overrides: dict | None = No
     if jobs:  # what this run trains with, for the report (the last run's settings)
         shared = {k: v for k, v in jobs[0]["train"].items()
                   if k not in ("model", "model_args", "out")}
-        _write_atomic(os.path.join(path, "run.json"),
+        atomic_write_text(os.path.join(path, "run.json"),
                       json.dumps({"train": shared, "backend": backend, "workers": workers},
                                  indent=2) + "\n")
     if jobs and backend == "local":

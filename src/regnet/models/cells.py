@@ -217,10 +217,8 @@ class ConvLSTM(_Cell):
     def forward(self, x, state=None):
         h, c = state if state is not None else self.zero_state(x)
         # Gate-major channels split by `chunk` (a split: backward concatenates the gate
-        # gradients instead of zero-filling a full buffer per slice). Measured end to end this
-        # form, a 5-D unflatten + unbind, one sigmoid over all gates, and torch.compile of this
-        # arithmetic all train RegNet-20-LSTM at the same ~290 img/s on the 2-core CPU
-        # (docs/PERFORMANCE.md, "Where RegNet-20-LSTM's time goes").
+        # gradients instead of zero-filling a full buffer per slice). Other forms of this
+        # arithmetic measured no faster (docs/PERFORMANCE.md, "Where RegNet-20-LSTM's time goes").
         i, f, o, g = self._gates(self.gates, x, h).chunk(4, 1)
         c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))
         return (torch.sigmoid(o) * torch.tanh(c), c)

@@ -11,29 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import torch
 
+from regnet.atomic import atomic_write
+
 FORMAT = "regnet-ckpt-1"
-
-
-def atomic_write(path: str, write) -> None:
-    """Call `write(fileobj)` on a temporary file beside `path`, then rename it into place, so
-    a reader (or a killed run) sees either the old file or the new one, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: str, ckpt: dict) -> None:

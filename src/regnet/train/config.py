@@ -114,11 +114,17 @@ class TrainConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def check_keys(cls, d: dict[str, Any], where: str = "") -> None:
+        """Raise on keys that are not fields, naming them, where they came from, and the valid
+        ones."""
         unknown = sorted(set(d) - set(cls.field_names()))
         if unknown:
-            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
+            raise ValueError(f"{where}unknown config key(s) {', '.join(unknown)}; valid keys: "
                              f"{', '.join(cls.field_names())}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        cls.check_keys(d)
         d = dict(d)
         if isinstance(d.get("amp"), bool):  # YAML `amp: true/false`
             d["amp"] = "auto" if d["amp"] else "off"

@@ -7,6 +7,8 @@ from importlib import resources
 
 import yaml
 
+from .config import TrainConfig
+
 
 def recipe_dir():
     return resources.files("regnet") / "recipes"
@@ -32,10 +34,6 @@ def load_recipe(name_or_path: str) -> dict:
         raise ValueError(f"cannot parse recipe {path}: {' '.join(str(err).split())}") from None
     if not isinstance(data, dict):
         raise ValueError(f"recipe {path} must be a mapping of config keys, got {type(data).__name__}")
-    from .config import TrainConfig
-    unknown = sorted(set(data) - set(TrainConfig.field_names()))
-    if unknown:
-        raise ValueError(f"recipe {path}: unknown key(s) {', '.join(unknown)}; valid keys: "
-                         f"{', '.join(TrainConfig.field_names())}")
+    TrainConfig.check_keys(data, f"recipe {path}: ")
     data.setdefault("recipe", os.path.splitext(os.path.basename(path))[0])
     return data

@@ -9,18 +9,14 @@ import os
 
 import yaml
 
-from .checkpoint import atomic_write
+from regnet.atomic import atomic_write, atomic_write_text
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
            "images_per_sec", "seconds", "wall_seconds")
 
 
-def write_text(path: str, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
 def write_config(out: str, cfg_dict: dict) -> None:
-    write_text(os.path.join(out, "config.yaml"), yaml.safe_dump(cfg_dict, sort_keys=False))
+    atomic_write_text(os.path.join(out, "config.yaml"), yaml.safe_dump(cfg_dict, sort_keys=False))
 
 
 def read_config(out: str) -> dict | None:
@@ -34,18 +30,18 @@ def read_config(out: str) -> dict | None:
 def write_history(out: str, history: list[dict]) -> None:
     """Rewrite metrics.jsonl and metrics.csv from the full history (the checkpoint's copy is the
     truth, so epochs a killed run logged but never checkpointed disappear on resume)."""
-    write_text(os.path.join(out, "metrics.jsonl"),
+    atomic_write_text(os.path.join(out, "metrics.jsonl"),
                "".join(json.dumps(row) + "\n" for row in history))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in history:
         writer.writerow({k: row.get(k, "") for k in COLUMNS})
-    write_text(os.path.join(out, "metrics.csv"), buf.getvalue())
+    atomic_write_text(os.path.join(out, "metrics.csv"), buf.getvalue())
 
 
 def write_json(path: str, obj: dict) -> None:
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def plot_curves(path: str, history: list[dict], title: str) -> None:

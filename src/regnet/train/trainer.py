@@ -1,5 +1,5 @@
-"""`train(cfg)`: build data and model, resume from `cfg.out` when a run is there, train, evaluate,
-checkpoint, log; returns the summary (also written as summary.json).
+"""`train(cfg)` = `fit(setup_run(cfg))`: build data and model once, resume from `cfg.out` when a
+run is there, then train, evaluate, checkpoint, log; returns the summary (also summary.json).
 
 Resumption is exact at epoch boundaries: every random stream (shuffling, augmentation, dropout)
 is re-seeded from (seed, epoch, rank) at the start of each epoch, and the checkpoint holds the
@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 
 import torch
 
 from regnet.complexity import complexity
-from regnet.data import build_datasets, default_augment, make_loader
+from regnet.data import DataSplits, build_datasets, default_augment, make_loader
 from regnet.models.factory import create_model
-from regnet.registry import get_entry
+from regnet.registry import ModelEntry, get_entry
 
 from . import records
 from .checkpoint import FORMAT, export_safetensors, load_checkpoint, save_checkpoint
@@ -43,9 +44,9 @@ def configure_runtime(cfg: TrainConfig, dist: DistInfo) -> int:
     return threads
 
 
-def check_run_dir(cfg: TrainConfig) -> dict | None:
-    """The previous run's checkpoint to resume from, if `cfg.out` holds one of this model on
-    this dataset; an error if it holds another's."""
+def check_run_dir(cfg: TrainConfig, entry: ModelEntry) -> dict | None:
+    """The previous run's checkpoint to resume from, if `cfg.out` holds one of this model
+    (`entry`) on this dataset; an error if it holds another's."""
     previous = records.read_config(cfg.out)
     last = os.path.join(cfg.out, "last.pt")
     ckpt = load_checkpoint(last) if os.path.exists(last) else None
@@ -55,7 +56,7 @@ def check_run_dir(cfg: TrainConfig) -> dict | None:
         return None
     theirs = (get_entry(previous.get("model", "?")).name if previous.get("model") else "?",
               previous.get("dataset"))
-    ours = (get_entry(cfg.model).name, cfg.dataset)
+    ours = (entry.name, cfg.dataset)
     if theirs != ours:
         raise RunDirError(f"output folder {cfg.out} holds a run of {theirs[0]} on {theirs[1]}, "
                           f"not {ours[0]} on {ours[1]}; choose another --out")
@@ -82,28 +83,53 @@ def _summary(cfg, history, extra) -> dict:
             **extra}
 
 
-def train(cfg: TrainConfig) -> dict:
-    dist = None
-    device = resolve_device(cfg.device)
-    dist = init_distributed(device.type)
-    try:
-        return _train(cfg, dist, device)
-    finally:
-        shutdown(dist)
+@dataclass
+class Run:
+    """Everything a training run is made of, built once by `setup_run` and driven by `fit`."""
+
+    cfg: TrainConfig
+    dist: DistInfo
+    device: torch.device
+    threads: int
+    splits: DataSplits
+    train_loader: object
+    eval_loader: object | None
+    net: torch.nn.Module                # the raw network (its weights are what is saved)
+    model: torch.nn.Module              # what steps: net, wrapped in DDP / torch.compile
+    eval_model: torch.nn.Module         # what is evaluated and exported: the EMA, else net
+    optimizer: torch.optim.Optimizer
+    ema: ModelEma | None
+    amp_dtype: torch.dtype | None
+    scaler: object | None
+    state: StepState
+    meta: dict                          # what every checkpoint records besides its tensors
+    extra: dict                         # the run's facts for summary.json
+    history: list = field(default_factory=list)
+    wall_before: float = 0.0            # seconds spent by the run before this resumption
 
 
-def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
+def setup_run(cfg: TrainConfig, dist: DistInfo | None = None, device: torch.device | None = None,
+              *, splits: DataSplits | None = None, resume: bool = True) -> Run:
+    """Data, model, optimiser, EMA, precision and the resumed state, each built once.
+
+    `splits` replaces `build_datasets(cfg...)` (benchmarks hand in synthetic data);
+    `resume=False` ignores a run already in `cfg.out`. Nothing is written to disk here.
+    """
+    dist = dist or DistInfo()
+    device = device or resolve_device(cfg.device)
     if device.type == "cuda" and dist.enabled:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     threads = configure_runtime(cfg, dist)
-    ckpt = check_run_dir(cfg)
+    entry = get_entry(cfg.model)
+    ckpt = check_run_dir(cfg, entry) if resume else None
     torch.manual_seed(cfg.seed)
 
     # Data: every rank builds the same splits (the split depends on the seed only).
-    splits = build_datasets(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.split_seed,
-                            train_subset=cfg.train_subset, image_size=cfg.image_size,
-                            cache_dir=cfg.cache_dir, data_mode=cfg.data_mode)
+    if splits is None:
+        splits = build_datasets(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.split_seed,
+                                train_subset=cfg.train_subset, image_size=cfg.image_size,
+                                cache_dir=cfg.cache_dir, data_mode=cfg.data_mode)
     size = cfg.image_size or splits.train.image_size[0]
     augment = default_augment(cfg.dataset, size) if cfg.augment == "auto" else cfg.augment
     mean, std = splits.info["mean"], splits.info["std"]
@@ -125,11 +151,10 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
 
     # Model, optimiser, EMA, precision.
     num_classes = splits.train.num_classes
-    counts = complexity(create_model(cfg.model, num_classes=num_classes, **cfg.model_args),
-                        (3, size, size))
-    net = create_model(cfg.model, num_classes=num_classes, **cfg.model_args).to(device)
+    net = create_model(entry.name, num_classes=num_classes, **cfg.model_args)
+    counts = complexity(net, (3, size, size))
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    net = net.to(memory_format=memory_format)
+    net = net.to(device).to(memory_format=memory_format)
     optimizer = build_optimizer(net, cfg)
     ema = ModelEma(net, cfg.ema_decay) if cfg.ema_decay > 0 else None
     amp_dtype = resolve_amp(cfg.amp, device)
@@ -154,19 +179,38 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
             net, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         model = torch.compile(model)
-    eval_model = ema.module if ema is not None else net
 
     extra = {"params": counts["params"], "flops": counts["flops"], "num_classes": num_classes,
-             "train_images": len(splits.train), "data_mode": splits.info.get("data_mode", "memory"),
-             "eval_split": eval_name, "eval_images": len(eval_loader.ds) if eval_loader else 0, "fast_data": cfg.fast_data,
-             "device": str(device), "cpu": platform.processor() or platform.machine(),
-             "threads": threads, "world_size": dist.world_size,
+             "train_images": len(splits.train),
+             "data_mode": splits.info.get("data_mode", "memory"), "eval_split": eval_name,
+             "eval_images": len(eval_loader.ds) if eval_loader else 0,
+             "fast_data": cfg.fast_data, "device": str(device),
+             "cpu": platform.processor() or platform.machine(), "threads": threads,
+             "world_size": dist.world_size,
              "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
              "channels_last": cfg.channels_last, "torch": torch.__version__, "out": cfg.out}
-    meta = {"format": FORMAT, "model": get_entry(cfg.model).name, "model_args": cfg.model_args,
+    meta = {"format": FORMAT, "model": entry.name, "model_args": cfg.model_args,
             "num_classes": num_classes, "dataset": cfg.dataset, "classes": list(splits.classes),
             "mean": mean, "std": std, "image_size": size, "augment": augment,
             "recipe": cfg.recipe, "config": cfg.to_dict()}
+    return Run(cfg, dist, device, threads, splits, train_loader, eval_loader, net, model,
+               ema.module if ema is not None else net, optimizer, ema, amp_dtype, scaler, state,
+               meta, extra, history, wall_before)
+
+
+def train(cfg: TrainConfig) -> dict:
+    device = resolve_device(cfg.device)
+    dist = init_distributed(device.type)
+    try:
+        return fit(setup_run(cfg, dist, device))
+    finally:
+        shutdown(dist)
+
+
+def fit(run: Run) -> dict:
+    """Train `run` to `cfg.epochs`, validating, checkpointing and logging every epoch."""
+    cfg, dist, device, state, history = run.cfg, run.dist, run.device, run.state, run.history
+    net, eval_model, meta = run.net, run.eval_model, run.meta
     main = dist.is_main
     if main:
         os.makedirs(cfg.out, exist_ok=True)
@@ -184,12 +228,12 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
             epoch = state.epoch + 1
             epoch_start = time.perf_counter()
             _seed_epoch(cfg, epoch, dist.rank)
-            train_loader.set_epoch(epoch)
-            progress = Progress(cfg.progress, len(train_loader), epoch, cfg.epochs, main)
+            run.train_loader.set_epoch(epoch)
+            progress = Progress(cfg.progress, len(run.train_loader), epoch, cfg.epochs, main)
             try:
-                row = train_one_epoch(model, train_loader, optimizer, cfg, state, device=device,
-                                      amp_dtype=amp_dtype, scaler=scaler, ema=ema, dist=dist,
-                                      progress=progress, net=net)
+                row = train_one_epoch(run.model, run.train_loader, run.optimizer, cfg, state,
+                                      device=device, amp_dtype=run.amp_dtype, scaler=run.scaler,
+                                      ema=run.ema, dist=dist, progress=progress, net=net)
             except NonFiniteLossError as err:
                 kept = (f"the last good checkpoint is {last_path} (epoch {state.epoch})"
                         if os.path.exists(last_path) else "no epoch finished, so none was saved")
@@ -197,12 +241,13 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
             state.epoch = epoch
             row = {"epoch": epoch, **row}
             sync_buffers(eval_model, dist)
-            if eval_loader is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                ev = evaluate(eval_model, eval_loader, device=device, amp_dtype=amp_dtype,
-                              dist=dist, flip=cfg.eval_flip)
+            if run.eval_loader is not None and (epoch % cfg.eval_every == 0
+                                                or epoch == cfg.epochs):
+                ev = evaluate(eval_model, run.eval_loader, device=device,
+                              amp_dtype=run.amp_dtype, dist=dist, flip=cfg.eval_flip)
                 row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
             row["seconds"] = time.perf_counter() - epoch_start
-            row["wall_seconds"] = wall_before + time.perf_counter() - run_start
+            row["wall_seconds"] = run.wall_before + time.perf_counter() - run_start
             history.append(row)
             if not main:
                 continue
@@ -214,9 +259,9 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
                 best_top1 = row.get("val_top1")
                 save_checkpoint(best_path, {**ckpt_meta, "state_dict": weights})
             train_state = {"model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-                           "optimizer": optimizer.state_dict(),
-                           "ema": ema.state_dict() if ema is not None else None,
-                           "scaler": scaler.state_dict() if scaler is not None else None,
+                           "optimizer": run.optimizer.state_dict(),
+                           "ema": run.ema.state_dict() if run.ema is not None else None,
+                           "scaler": run.scaler.state_dict() if run.scaler is not None else None,
                            "epoch": state.epoch, "step": state.step, "history": history,
                            "wall_seconds": row["wall_seconds"]}
             save_checkpoint(last_path, {**ckpt_meta, "state_dict": weights,
@@ -229,7 +274,7 @@ def _train(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> dict:
     finally:
         tb.close()
     barrier(dist)
-    summary = _summary(cfg, history, extra)
+    summary = _summary(cfg, history, run.extra)
     if main:
         if os.path.exists(best_path):
             export_safetensors(load_checkpoint(best_path), os.path.join(cfg.out, "best.safetensors"))
