@@ -97,11 +97,14 @@ def test_negative_epochs_and_huge_batch(capsys, tmp_path):
 
 def test_nan_loss_and_foreign_out_dir(capsys, tmp_path):
     out = str(tmp_path / "run")
-    assert main(["train", "resnet20", *tiny_flags(), "--out", out]) == 0
+    blow_up = ["--schedule", "multistep", "--milestones", "1", "--gamma", "1e30"]  # epoch 2
+    assert main(["train", "resnet20", *tiny_flags(), *blow_up, "--out", out]) == 0
     capsys.readouterr()
-    fails(capsys, ["train", "resnet20", *tiny_flags(epochs=2, lr=1e30), "--out", out],
+    fails(capsys, ["train", "resnet20", *tiny_flags(epochs=2), *blow_up, "--out", out],
           "loss became nan at step")
     assert os.path.exists(os.path.join(out, "last.pt"))
+    fails(capsys, ["train", "resnet20", *tiny_flags(epochs=2, lr=0.2), *blow_up, "--out", out],
+          "with other settings (lr 0.05 -> 0.2)")
     fails(capsys, ["train", "se_resnet20", *tiny_flags(), "--out", out],
           "holds a run of resnet20 on digits, not se_resnet20 on digits")
     fails(capsys, ["train", "resnet20", *tiny_flags(), "--out", str(tmp_path / "new"), "--resume"],

@@ -106,11 +106,14 @@ def test_train_writes_outputs_and_loadable_checkpoints(tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(out))
+    # lr x 1e30 from epoch 2 on: epoch 1 trains, epoch 2 diverges (a resumed run keeps its
+    # config, so the blow-up is in the schedule, not in a changed --lr).
+    blow_up = dict(schedule="multistep", milestones=[1], gamma=1e30)
+    train(tiny_cfg(out, **blow_up))
     before = load_checkpoint(str(out / "last.pt"))["train_state"]["step"]
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at step \d+ \(epoch 2.*last "
                                                  r"good checkpoint is .*last.pt \(epoch 1\)"):
-        train(tiny_cfg(out, epochs=2, lr=1e30))
+        train(tiny_cfg(out, epochs=2, **blow_up))
     ckpt = load_checkpoint(str(out / "last.pt"))
     assert ckpt["epoch"] == 1 and ckpt["train_state"]["step"] == before
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values()

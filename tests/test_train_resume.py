@@ -6,9 +6,14 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 
-from train_helpers import PYTHON, subprocess_env, tiny_flags
+from regnet.train import RunDirError, TrainConfig, train
+from regnet.train import records
+from regnet.train.checkpoint import load_checkpoint
+from regnet.train.trainer import config_changes
+from train_helpers import PYTHON, subprocess_env, tiny_cfg, tiny_flags
 
 SETTINGS = tiny_flags(epochs=3, train_subset=256, deterministic=True)
 COMPARED = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5")
@@ -55,3 +60,38 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
     a = torch.load(cut / "last.pt", weights_only=True)["state_dict"]
     b = torch.load(ref / "last.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+def test_resume_with_a_changed_split_refuses_and_changes_nothing(tmp_path):
+    # The reliability report's case: a run resumed with another split, seed and batch would
+    # validate on images it trained on, and its config.yaml would no longer describe last.pt.
+    out = tmp_path / "run"
+    train(tiny_cfg(out, epochs=1))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(RunDirError) as err:
+        train(tiny_cfg(out, epochs=2, val_split=40, split_seed=5, batch_size=8))
+    message = str(err.value)
+    assert "\n" not in message
+    for part in ("batch_size 16 -> 8", "split_seed 0 -> 5", "val_split 50 -> 40",
+                 "choose another --out"):
+        assert part in message
+    assert "epochs" not in message.split("(")[1].split(")")[0]  # extending epochs is allowed
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_resume_may_extend_epochs_and_change_reporting(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(out, epochs=1))
+    summary = train(tiny_cfg(out, epochs=2, progress="line", threads=2))
+    assert summary["epochs"] == 2
+    saved = load_checkpoint(str(out / "last.pt"))["config"]
+    assert saved["epochs"] == 2 and records.read_config(str(out))["epochs"] == 2
+
+
+def test_config_changes_compares_data_folders_by_real_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    saved = TrainConfig(data_dir=str(tmp_path / "data")).to_dict()
+    assert config_changes(saved, TrainConfig(data_dir="data").to_dict()) == {}
+    assert config_changes({"lr": 0.1}, TrainConfig(lr=0.2, epochs=99).to_dict()) == \
+        {"lr": (0.1, 0.2)}

@@ -33,6 +33,28 @@ class RunDirError(ValueError):
     """The output folder holds a different run."""
 
 
+# Config keys a resumed run may change: where and how it reports, how many threads / workers
+# compute the same numbers, and how long it runs (`epochs`, to extend a finished run). Any other
+# difference would mix two configurations in one run folder, so resuming refuses it.
+RESUME_MAY_CHANGE = frozenset({"out", "tensorboard", "progress", "epochs", "threads",
+                               "num_workers", "cache_dir"})
+
+
+def config_changes(saved: dict, new: dict) -> dict[str, tuple]:
+    """{key: (saved value, new value)} for the keys a resumed run may not change. A key missing
+    from an older checkpoint's config counts as its default; data folders compare by real
+    path, so a relative and an absolute spelling of one folder are the same."""
+    saved = {**TrainConfig().to_dict(), **saved}
+
+    def norm(key, value):
+        if key == "data_dir" and value:
+            return os.path.realpath(value)
+        return list(value) if isinstance(value, tuple) else value
+
+    return {k: (saved.get(k), v) for k, v in new.items()
+            if k not in RESUME_MAY_CHANGE and norm(k, saved.get(k)) != norm(k, v)}
+
+
 def configure_runtime(cfg: TrainConfig, dist: DistInfo) -> int:
     """Threads (every core, shared among this machine's ranks) and deterministic mode."""
     threads = cfg.threads or max(1, len(os.sched_getaffinity(0)) // dist.local_world_size)
@@ -60,6 +82,14 @@ def check_run_dir(cfg: TrainConfig, entry: ModelEntry) -> dict | None:
     if theirs != ours:
         raise RunDirError(f"output folder {cfg.out} holds a run of {theirs[0]} on {theirs[1]}, "
                           f"not {ours[0]} on {ours[1]}; choose another --out")
+    if ckpt is not None:
+        changed = config_changes(ckpt["config"], cfg.to_dict())
+        if changed:
+            diff = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+            raise RunDirError(f"output folder {cfg.out} holds a run of epoch {ckpt['epoch']} "
+                              f"with other settings ({diff}); resume it with its own settings "
+                              f"(only {', '.join(sorted(RESUME_MAY_CHANGE - {'out'}))} may "
+                              f"change) or choose another --out")
     return ckpt
 
 
@@ -214,7 +244,8 @@ def fit(run: Run) -> dict:
     main = dist.is_main
     if main:
         os.makedirs(cfg.out, exist_ok=True)
-        records.write_config(cfg.out, cfg.to_dict())
+        if not state.epoch:  # a resumed run's config.yaml is rewritten with its next checkpoint
+            records.write_config(cfg.out, cfg.to_dict())
         records.write_history(cfg.out, history)
         if state.epoch:
             print(f"resuming {cfg.out} from epoch {state.epoch} (step {state.step})", flush=True)
@@ -266,6 +297,7 @@ def fit(run: Run) -> dict:
                            "wall_seconds": row["wall_seconds"]}
             save_checkpoint(last_path, {**ckpt_meta, "state_dict": weights,
                                         "train_state": train_state})
+            records.write_config(cfg.out, cfg.to_dict())  # describes last.pt from now on
             records.write_history(cfg.out, history)
             tb.log(row)
             print(records.epoch_line(row, cfg.epochs), flush=True)
