@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Run a campaign: a YAML list of `regnet train` runs, in lanes, each resumable, each finished
+run's record kept under `benchmarks/results/<campaign>/<run>/` so that a campaign spreads over
+several working sessions and machines: a later invocation runs only what is missing.
+
+    python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --lanes 2
+    python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --list
+
+The YAML file:
+
+    name: table3                       # results go to benchmarks/results/table3/
+    defaults: {recipe: cifar10_fast, data_dir: ../shared/data/cifar10-jpg/train, ...}
+    runs:
+      - {model: resnet20, seed: 0}     # name defaults to <model>_s<seed>
+      - {model: regnet20_lstm, seed: 0, batch_size: 64, name: lstm_b64}
+
+Every key of a run (and of `defaults`) is a `TrainConfig` key, passed as a flag. A run is done
+when its results folder holds `summary.json`. While a run trains, its latest `last.pt` is copied
+beside its results (`partial/last.pt`, atomically, after every epoch); a later invocation on
+another machine copies it back and the run resumes from that epoch (`regnet train` refuses to
+resume with a changed config). A finished run's folder holds `summary.json`, `metrics.jsonl`,
+`config.yaml`, `best.safetensors` + `best.json` and `run.json` (command, commit, machine, times).
+
+Lanes: `--lanes N` runs N trainings side by side, each pinned to its own cores (`os.
+sched_setaffinity`) with `--threads` = its cores. On a 2-core CPU two 1-thread lanes train more
+images per second in total than one 2-thread run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine_info, train_flags  # noqa: E402
+
+from regnet.atomic import atomic_write, atomic_write_text  # noqa: E402
+from regnet.train import TrainConfig  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULT_FILES = ("summary.json", "metrics.jsonl", "config.yaml", "best.safetensors", "best.json")
+POLL_SECONDS = 5.0
+
+
+class CampaignError(ValueError):
+    pass
+
+
+def load_campaign(path: str) -> dict:
+    with open(path) as f:
+        spec = yaml.safe_load(f) or {}
+    if not isinstance(spec, dict) or not spec.get("name") or not spec.get("runs"):
+        raise CampaignError(f"{path}: a campaign needs `name` and a list of `runs`")
+    defaults = dict(spec.get("defaults") or {})
+    runs, names = [], set()
+    for i, run in enumerate(spec["runs"], 1):
+        run = {**defaults, **run}
+        name = run.pop("name", None) or f"{run.get('model', '?')}_s{run.get('seed', 0)}"
+        if "model" not in run:
+            raise CampaignError(f"{path}: run {i} ({name}) names no model")
+        if name in names:
+            raise CampaignError(f"{path}: two runs are named {name!r}; give one a `name`")
+        names.add(name)
+        for key in ("out", "threads"):
+            if key in run:
+                raise CampaignError(f"{path}: run {name} sets {key!r}; the campaign sets it")
+        TrainConfig.check_keys(run, f"{path}: run {name}: ")
+        runs.append({"name": name, "config": run})
+    return {"name": str(spec["name"]), "description": spec.get("description", ""),
+            "runs": runs}
+
+
+def command(run: dict, out: str, threads: int) -> list[str]:
+    cfg = dict(run["config"])
+    model = cfg.pop("model")
+    return [sys.executable, "-m", "regnet", "train", model,
+            *train_flags({**cfg, "threads": threads, "progress": "line", "out": out})]
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def copy_atomic(src: str, dst: str) -> None:
+    with open(src, "rb") as f:
+        atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+
+
+class Campaign:
+    def __init__(self, spec: dict, results: str, runs_dir: str):
+        self.spec, self.results, self.runs_dir = spec, results, runs_dir
+        self.lock = threading.Lock()
+
+    def result_dir(self, name: str) -> str:
+        return os.path.join(self.results, name)
+
+    def run_dir(self, name: str) -> str:
+        return os.path.join(self.runs_dir, name)
+
+    def done(self, name: str) -> bool:
+        return os.path.exists(os.path.join(self.result_dir(name), "summary.json"))
+
+    def missing(self) -> list[dict]:
+        return [r for r in self.spec["runs"] if not self.done(r["name"])]
+
+    def restore_partial(self, name: str) -> int | None:
+        """Copy a kept `partial/last.pt` back into the run folder when that folder has none (a
+        fresh machine); returns the epoch it resumes from."""
+        kept = os.path.join(self.result_dir(name), "partial", "last.pt")
+        here = os.path.join(self.run_dir(name), "last.pt")
+        if not os.path.exists(kept) or os.path.exists(here):
+            return None
+        copy_atomic(kept, here)
+        import torch
+        return int(torch.load(here, map_location="cpu", weights_only=True)["epoch"])
+
+    def keep_partial(self, name: str, seen: list) -> None:
+        """Copy the run's last.pt beside its results whenever it changes."""
+        src = os.path.join(self.run_dir(name), "last.pt")
+        try:
+            stamp = os.stat(src).st_mtime_ns
+        except FileNotFoundError:
+            return
+        if seen and seen[0] == stamp:
+            return
+        copy_atomic(src, os.path.join(self.result_dir(name), "partial", "last.pt"))
+        seen[:] = [stamp]
+
+    def finish(self, run: dict, cmd: list[str], started: str, seconds: float) -> None:
+        name, src = run["name"], self.run_dir(run["name"])
+        dst = self.result_dir(name)
+        os.makedirs(dst, exist_ok=True)
+        for fname in RESULT_FILES:
+            if os.path.exists(os.path.join(src, fname)) and fname != "summary.json":
+                copy_atomic(os.path.join(src, fname), os.path.join(dst, fname))
+        record = {"run": name, "campaign": self.spec["name"], "config": run["config"],
+                  "command": " ".join(cmd[2:] if cmd[:2] == [sys.executable, "-m"] else cmd),
+                  "commit": git_commit(), "started": started, "seconds": round(seconds, 1),
+                  "machine": machine_info()}
+        atomic_write_text(os.path.join(dst, "run.json"), json.dumps(record, indent=2) + "\n")
+        # summary.json last: its presence is what marks the run done.
+        copy_atomic(os.path.join(src, "summary.json"), os.path.join(dst, "summary.json"))
+        shutil.rmtree(os.path.join(dst, "partial"), ignore_errors=True)
+
+    def train(self, run: dict, cores: list[int], log) -> bool:
+        name = run["name"]
+        os.makedirs(self.run_dir(name), exist_ok=True)
+        resumed = self.restore_partial(name)
+        cmd = command(run, self.run_dir(name), len(cores))
+        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        log(f"start {name} on cores {cores}" + (f" (resuming epoch {resumed})" if resumed
+                                                 else "") + f": {' '.join(cmd[2:])}")
+        t0 = time.perf_counter()
+        with open(os.path.join(self.run_dir(name), "campaign.log"), "a") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                    preexec_fn=(lambda: os.sched_setaffinity(0, cores))
+                                    if hasattr(os, "sched_setaffinity") else None)
+            seen: list = []
+            while True:
+                try:
+                    proc.wait(timeout=POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    self.keep_partial(name, seen)
+        if proc.returncode != 0 or not os.path.exists(os.path.join(self.run_dir(name),
+                                                                    "summary.json")):
+            log(f"FAILED {name} (exit {proc.returncode}); see "
+                f"{os.path.join(self.run_dir(name), 'campaign.log')}")
+            return False
+        self.finish(run, cmd, started, time.perf_counter() - t0)
+        log(f"done {name} in {(time.perf_counter() - t0) / 60:.1f} min")
+        return True
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("campaign", help="the campaign's YAML file")
+    p.add_argument("--lanes", type=int, default=1, help="trainings side by side")
+    p.add_argument("--cores", default=None,
+                   help="cores to use, e.g. 0-1 or 0,1 (default: this process's affinity)")
+    p.add_argument("--results", default=None,
+                   help="results folder (default benchmarks/results/<campaign name>)")
+    p.add_argument("--runs-dir", default=None, help="run folders (default runs/<campaign>)")
+    p.add_argument("--only", nargs="+", default=None, help="run only these names")
+    p.add_argument("--max-runs", type=int, default=None, help="start at most N runs")
+    p.add_argument("--stop-starting-after", type=float, default=None, metavar="MIN",
+                   help="start no run after MIN minutes (a session's budget)")
+    p.add_argument("--list", action="store_true", help="show which runs are done and stop")
+    args = p.parse_args(argv)
+
+    try:
+        spec = load_campaign(args.campaign)
+    except (OSError, CampaignError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    results = args.results or os.path.join(ROOT, "benchmarks", "results", spec["name"])
+    runs_dir = args.runs_dir or os.path.join("runs", spec["name"])
+    camp = Campaign(spec, results, runs_dir)
+    if args.list:
+        for r in spec["runs"]:
+            state = "done" if camp.done(r["name"]) else (
+                "partial" if os.path.exists(os.path.join(camp.result_dir(r["name"]), "partial",
+                                                         "last.pt")) else "missing")
+            print(f"{r['name']:<28} {state}")
+        return 0
+    todo = camp.missing()
+    if args.only:
+        unknown = set(args.only) - {r["name"] for r in spec["runs"]}
+        if unknown:
+            raise SystemExit(f"error: no run named {', '.join(sorted(unknown))} in "
+                             f"{args.campaign}")
+        todo = [r for r in todo if r["name"] in args.only]
+    if args.max_runs is not None:
+        todo = todo[:args.max_runs]
+    cores = _parse_cores(args.cores) if args.cores else sorted(os.sched_getaffinity(0))
+    lanes = max(1, min(args.lanes, len(cores)))
+    per_lane = len(cores) // lanes
+    lane_cores = [cores[i * per_lane:(i + 1) * per_lane] for i in range(lanes)]
+    start = time.monotonic()
+    queue, failed = list(todo), []
+    print(f"{spec['name']}: {len(spec['runs']) - len(camp.missing())} of {len(spec['runs'])} "
+          f"runs done, {len(todo)} to run in {lanes} lane(s)", flush=True)
+
+    def log(msg: str) -> None:
+        with camp.lock:
+            print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    def lane(my_cores: list[int]) -> None:
+        while True:
+            with camp.lock:
+                late = (args.stop_starting_after is not None
+                        and time.monotonic() - start > 60 * args.stop_starting_after)
+                if not queue or late:
+                    return
+                run = queue.pop(0)
+            if not camp.train(run, my_cores, log):
+                failed.append(run["name"])
+
+    threads = [threading.Thread(target=lane, args=(c,)) for c in lane_cores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    left = len(camp.missing())
+    print(f"{spec['name']}: {len(spec['runs']) - left} of {len(spec['runs'])} runs done"
+          + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+    return 1 if failed else 0
+
+
+def _parse_cores(text: str) -> list[int]:
+    cores = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cores += list(range(int(lo), int(hi or lo) + 1))
+    return cores
+
+
+if __name__ == "__main__":
+    sys.exit(main())
