@@ -49,8 +49,11 @@ def stage_relus(name: str, depth: int, **overrides) -> int:
 
 @pytest.mark.parametrize("depth", [2, 3, 5, 12])
 def test_relus_on_the_main_path_do_not_grow_with_depth(depth):
-    # One ReLU per stage (the End block's); the plain ResNet crosses one per block.
-    assert stage_relus("iresnet164", depth, **TINY) == 1
+    # The paper's text: one ReLU per stage (the End block's); the authors' code (the default)
+    # also rectifies the identity of the block after Start: two. Neither grows with depth; the
+    # plain ResNet crosses one per block.
+    assert stage_relus("iresnet164", depth, stage_identity="raw", **TINY) == 1
+    assert stage_relus("iresnet164", depth, **TINY) == 2
     # Pre-activation: a pure identity path (these widths need no projection in stage 1).
     assert stage_relus("preact_resnet164", depth, **TINY) == 0
     plain = regnet.create_model("resnet20", depths=(depth, 1, 1), widths=(4, 8, 16))

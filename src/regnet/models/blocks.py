@@ -177,7 +177,9 @@ class StageBlock(RegulatableBlock):
     - middle: [BN0] -> ReLU -> conv -> BN -> ReLU ... conv, + x (pre-activation branch).
     - end: the middle branch, then BN -> ReLU after the addition.
     `pre_bn=False` drops BN0: the first Middle block of a stage (or the End block of a two-block
-    stage) reads the Start block's already normalised output.
+    stage) reads the Start block's already normalised output. Its identity is what the authors'
+    code adds, ReLU(x) + F(ReLU(x)) (their in-place ReLU rectifies the tensor the identity holds,
+    `rectify_identity=True`); the paper's text reads x + F(ReLU(x)) (`rectify_identity=False`).
     `block="bottleneck"`: 1x1 (in -> mid) -> 3x3 (mid, groups, stride) -> 1x1 (mid -> out);
     `block="basic"`: 3x3 (in -> out, stride) -> 3x3 (out -> out).
     The memory reads the ReLU after the (strided) 3x3, the last activation inside the branch.
@@ -185,13 +187,14 @@ class StageBlock(RegulatableBlock):
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, *, position: str = "middle",
                  pre_bn: bool = True, block: str = "bottleneck", mid_chs: int = 0,
-                 groups: int = 1, shortcut: str = "improved"):
+                 groups: int = 1, shortcut: str = "improved", rectify_identity: bool = True):
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f"unknown position {position!r}; expected one of {POSITIONS}")
         if position != "start" and (in_chs != out_chs or stride != 1):
             raise ValueError("only the Start block of a stage may change width or stride")
         self.position = position
+        self.rectify_identity = rectify_identity and position != "start" and not pre_bn
         if block == "bottleneck":
             specs = [(in_chs, mid_chs, 1, 1, 1), (mid_chs, mid_chs, 3, stride, groups),
                      (mid_chs, out_chs, 1, 1, 1)]
@@ -226,6 +229,8 @@ class StageBlock(RegulatableBlock):
 
     def forward(self, x, state=None, cell=None):
         y = x if self.position == "start" else self.act0(self.bn0(x))
+        if self.rectify_identity:
+            x = y
         for i in range(1, self.n):
             y = getattr(self, f"act{i}")(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(y)))
         y, state = self.tap(y, state, cell)

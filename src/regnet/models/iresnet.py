@@ -47,6 +47,11 @@ class IResNetCfg:
     stem: str = "imagenet_nopool"           # see regnet.layers.STEMS
     stem_chs: int = 64
     shortcut: str = "improved"              # B | improved (| A | conv)
+    # The identity of the block after each Start block (the one without BN0): "rectified",
+    # ReLU(x) + F(ReLU(x)), as the authors' code computes it (its in-place ReLU rectifies the
+    # tensor the identity holds), which produced the published numbers and checkpoints; "raw",
+    # x + F(ReLU(x)), the paper's text. Same parameters either way.
+    stage_identity: str = "rectified"
     drop_rate: float = 0.0
     zero_init_last: bool = False
     input_size: tuple[int, ...] = (3, 224, 224)
@@ -58,6 +63,9 @@ class IResNetCfg:
             raise ValueError(f"unknown layout {self.layout!r}; expected stage or plain")
         if not (len(self.depths) == len(self.widths) == len(self.strides)):
             raise ValueError("depths, widths and strides need one entry per stage")
+        if self.stage_identity not in ("rectified", "raw"):
+            raise ValueError(f"unknown stage_identity {self.stage_identity!r}; expected "
+                             "rectified (the authors' code) or raw (the paper's text)")
         if self.layout == "stage" and min(self.depths) < 2:
             raise ValueError(f"layout='stage' needs >= 2 blocks per stage, got {self.depths}")
 
@@ -72,7 +80,8 @@ def _block_args(cfg: IResNetCfg, planes: int) -> dict:
 
 def build_iresnet(cfg: IResNetCfg, num_classes: int) -> Net:
     if cfg.layout == "stage":
-        block, per_block, extra = StageBlock, stage_positions, {"block": cfg.block}
+        block, per_block = StageBlock, stage_positions
+        extra = {"block": cfg.block, "rectify_identity": cfg.stage_identity == "rectified"}
     else:
         block, per_block, extra = (Bottleneck if cfg.block == "bottleneck" else BasicBlock), \
             None, {}
