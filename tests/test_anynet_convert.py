@@ -107,5 +107,6 @@ def test_wrong_architecture_is_a_clear_error():
     sd = reference_state_dict()
     other = regnet.create_model("anynet", num_classes=NUM_CLASSES,
                                 **{**ARGS, "widths": (16, 32, 48, 72)})
-    with pytest.raises(ValueError, match="shape mismatch for s4"):
+    with pytest.raises(ValueError, match=r"do not fit anynet: 24 of another shape \(file vs "
+                                         r"model\): head.fc.weight \(5, 64\) vs \(5, 72\), s4"):
         load_pycls(other, sd)

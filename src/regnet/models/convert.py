@@ -1,10 +1,13 @@
 """Load state dicts of reference implementations into our networks, strictly.
 
-Two key layouts:
-- pycls's (RegNetX / RegNetY / AnyNet), `convert_pycls_state_dict`, below;
-- torchvision's ResNet layout, `convert_resnet_layout_state_dict`: torchvision's and timm's
-  ResNets / ResNeXts and the iResNet authors' code (iResNet, ResStage, ResGroup(Fix),
-  iResGroup(Fix)) name their modules the same way (see `RESNET_LAYOUT_MAP`).
+Sources (`SOURCES`; `detect_source` tells them apart by their keys, `convert_state_dict`
+converts any of them, `load_weights` reads a file of any supported format):
+- "pycls" (RegNetX / RegNetY / AnyNet), `convert_pycls_state_dict`, below;
+- "resnet_layout": torchvision's ResNet layout, shared by torchvision's and timm's ResNets /
+  ResNeXts and the iResNet authors' code (iResNet, ResStage, ResGroup(Fix), iResGroup(Fix));
+- "timm_regnet": timm's RegNetX / RegNetY;
+- "torchvision_regnet": torchvision's RegNetX / RegNetY;
+- "regnet": this library's own names (its checkpoints and safetensors exports).
 
 pycls:
 
@@ -38,7 +41,8 @@ import torch
 
 __all__ = ["PYCLS_KEY_MAP", "pycls_key_to_ours", "convert_pycls_state_dict", "load_pycls",
            "RESNET_LAYOUT_MAP", "convert_resnet_layout_state_dict", "load_resnet_layout",
-           "load_strict"]
+           "TIMM_REGNET_MAP", "TORCHVISION_REGNET_MAP", "SOURCES", "detect_source",
+           "convert_state_dict", "read_state_dict", "load_weights", "load_strict"]
 
 # (reference pattern, our replacement), tried in order on the part after "s{i}.b{j}.".
 PYCLS_KEY_MAP = (
@@ -114,10 +118,7 @@ _DOWNSAMPLE = re.compile(r"^downsample\.(\d+)\.(.*)$")
 
 def convert_resnet_layout_state_dict(state: dict) -> dict:
     """A torchvision / timm / iResNet-authors state dict -> ours (keys renamed, tensors shared)."""
-    for nest in ("state_dict", "model"):
-        if nest in state and isinstance(state[nest], dict):
-            state = state[nest]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = _unwrap(state)
     # A max-pool first in `downsample` shifts the conv and BN to indices 1 and 2.
     pooled = {m.group(1, 2) for k in state if (m := _LAYER.match(k))
               and (d := _DOWNSAMPLE.match(m.group(3))) and d.group(1) == "2"}
@@ -150,6 +151,139 @@ def convert_resnet_layout_state_dict(state: dict) -> dict:
 def load_resnet_layout(model: torch.nn.Module, state: dict) -> None:
     """Load a torchvision-layout state dict into `model` strictly."""
     load_strict(model, convert_resnet_layout_state_dict(state), "torchvision-layout")
+
+
+# timm's RegNet: ConvNormAct modules hold `.conv` and `.bn`; the SE and the head already match.
+TIMM_REGNET_MAP = (
+    (r"^(s\d+\.b\d+)\.conv(\d)\.conv\.", r"\1.conv\2."),
+    (r"^(s\d+\.b\d+)\.conv(\d)\.bn\.", r"\1.bn\2."),
+    (r"^(s\d+\.b\d+)\.downsample\.conv\.", r"\1.shortcut.conv."),
+    (r"^(s\d+\.b\d+)\.downsample\.bn\.", r"\1.shortcut.bn."),
+    (r"^(s\d+\.b\d+\.se\.fc[12]\.|stem\.(conv|bn)\.|head\.fc\.)", r"\1"),
+)
+# torchvision's RegNet: Conv2dNormActivation = (conv, BN) as `.0` / `.1`; the stages are
+# `trunk_output.block{i}` holding `block{i}-{j}` (j from 0); the block's layers are pycls's
+# `f.a`, `f.b`, `f.se`, `f.c` and `proj`.
+TORCHVISION_REGNET_MAP = (
+    (r"^stem\.0\.", "stem.conv."),
+    (r"^stem\.1\.", "stem.bn."),
+    (r"^fc\.", "head.fc."),
+)
+_TV_BLOCK = re.compile(r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.(.*)$")
+_TV_PARTS = {"f.a.0.": "conv1.", "f.a.1.": "bn1.", "f.b.0.": "conv2.", "f.b.1.": "bn2.",
+             "f.c.0.": "conv3.", "f.c.1.": "bn3.", "f.se.fc1.": "se.fc1.", "f.se.fc2.": "se.fc2.",
+             "proj.0.": "shortcut.conv.", "proj.1.": "shortcut.bn."}
+
+
+def _rename(state: dict, rules, what: str) -> dict:
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in rules:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                break
+        else:
+            raise KeyError(f"no mapping for key {key!r} of a {what} state dict (see "
+                           "regnet.models.convert)")
+        if new in out:
+            raise KeyError(f"two keys map to {new!r}")
+        out[new] = value
+    return out
+
+
+def convert_timm_regnet_state_dict(state: dict) -> dict:
+    return _rename(state, TIMM_REGNET_MAP, "timm RegNet")
+
+
+def convert_torchvision_regnet_state_dict(state: dict) -> dict:
+    out = {}
+    for key, value in state.items():
+        m = _TV_BLOCK.match(key)
+        if m:
+            stage, index, rest = m.groups()
+            part = next((p for p in _TV_PARTS if rest.startswith(p)), None)
+            if part is None:
+                raise KeyError(f"no mapping for key {key!r} of a torchvision RegNet state dict")
+            out[f"s{stage}.b{int(index) + 1}.{_TV_PARTS[part]}{rest[len(part):]}"] = value
+        else:
+            out.update(_rename({key: value}, TORCHVISION_REGNET_MAP, "torchvision RegNet"))
+    return out
+
+
+SOURCES = ("regnet", "pycls", "resnet_layout", "timm_regnet", "torchvision_regnet")
+_CONVERTERS = {"regnet": dict, "pycls": convert_pycls_state_dict,
+               "resnet_layout": convert_resnet_layout_state_dict,
+               "timm_regnet": convert_timm_regnet_state_dict,
+               "torchvision_regnet": convert_torchvision_regnet_state_dict}
+
+
+def _unwrap(state: dict) -> dict:
+    """The tensors of a checkpoint: nested under model_state / state_dict / model, DataParallel's
+    `module.` prefix dropped."""
+    for nest in ("model_state", "state_dict", "model"):
+        if nest in state and isinstance(state[nest], dict):
+            state = state[nest]
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def detect_source(state: dict) -> str:
+    """Which implementation's names `state` uses (see `SOURCES`)."""
+    keys = list(_unwrap(state))
+    if any(k.startswith("trunk_output.") for k in keys):
+        return "torchvision_regnet"
+    if any(re.match(r"^s\d+\.b\d+\.f\.[abc]", k) for k in keys):
+        return "pycls"
+    if any(re.match(r"^s\d+\.b\d+\.conv\d\.conv\.", k) for k in keys):
+        return "timm_regnet"
+    if any(re.match(r"^layer\d+\.\d+\.", k) for k in keys):
+        return "resnet_layout"
+    if any(k.startswith("stem.") for k in keys) and any(k.startswith("head.") for k in keys):
+        return "regnet"
+    raise ValueError(f"cannot tell which implementation these weights come from (first keys: "
+                     f"{', '.join(keys[:3]) or 'none'}); give the source: one of "
+                     f"{', '.join(SOURCES)}")
+
+
+def convert_state_dict(state: dict, source: str | None = None) -> dict:
+    """Any supported source's state dict in our names; `source` None: detected from the keys."""
+    source = source or detect_source(state)
+    if source not in _CONVERTERS:
+        raise ValueError(f"unknown weights source {source!r}; expected one of {', '.join(SOURCES)}")
+    return _CONVERTERS[source](_unwrap(state))
+
+
+def read_state_dict(path: str) -> dict:
+    """The tensors of a weights file: .safetensors, or a torch file (our checkpoints, pycls
+    `.pyth`, torchvision / timm / iResNet `.pth`), loaded with weights_only=True."""
+    import os
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weights file {path} not found")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            return load_file(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which and why, in one line
+        raise ValueError(f"cannot read weights file {path}: {type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:160]}") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def load_weights(model: torch.nn.Module, path: str, source: str | None = None) -> list[str]:
+    """Load a weights file of any supported source into `model` strictly. A classifier of
+    another class count is left as the model built it; returns the keys so re-initialised."""
+    raw = read_state_dict(path)
+    source = source or detect_source(raw)
+    state = convert_state_dict(raw, source)
+    ours = model.state_dict()
+    head = [k for k in ("head.fc.weight", "head.fc.bias")
+            if k in state and k in ours and state[k].shape != ours[k].shape]
+    for k in head:
+        state[k] = ours[k]
+    load_strict(model, state, f"{source} ({path})")
+    return head
 
 
 def load_strict(model: torch.nn.Module, converted: dict, source: str) -> None:

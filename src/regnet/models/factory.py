@@ -3,24 +3,31 @@ backbone (`features_only`), and the iResNet paper's SSD trunk built on that back
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import torch.nn as nn
 
 from regnet.registry import UnknownOptionError, get_entry
 
+from .convert import load_weights
 from .net import FeatureNet
+
+log = logging.getLogger("regnet")
 
 __all__ = ["create_model", "ssd_trunk"]
 
 
-def create_model(name: str, num_classes: int | None = None, *, features_only: bool = False,
-                 out_indices=None, grad_checkpointing: bool = False, **overrides) -> nn.Module:
+def create_model(name: str, num_classes: int | None = None, *, pretrained: bool | str = False,
+                 features_only: bool = False, out_indices=None, grad_checkpointing: bool = False,
+                 **overrides) -> nn.Module:
     """Build a registered network.
 
     `overrides` replace fields of the variant's frozen config with `dataclasses.replace`
     (e.g. `shortcut="A"`, `drop_rate=0.2`), so every architecture knob is reachable by name and
-    a misspelt one is an error listing the valid ones. `features_only=True` returns a backbone
-    giving the stage outputs at `out_indices`.
+    a misspelt one is an error listing the valid ones. `pretrained` is a weights file of any
+    source `regnet.models.convert` reads (ours, pycls, torchvision, timm, the iResNet authors'),
+    loaded strictly; a classifier of another class count is re-initialised, and said so.
+    `features_only=True` returns a backbone giving the stage outputs at `out_indices`.
     """
     entry = get_entry(name)
     cfg = entry.cfg
@@ -37,6 +44,15 @@ def create_model(name: str, num_classes: int | None = None, *, features_only: bo
     model = entry.build(cfg, classes)
     model.model_name = entry.name
     model.cfg = cfg
+    if pretrained is True or (pretrained and not isinstance(pretrained, str)):
+        raise ValueError(f"{entry.name}: no pretrained weights are registered yet; pass the "
+                         "path of a weights file: pretrained='model.pth'")
+    if pretrained:
+        fresh = load_weights(model, pretrained)
+        if fresh:
+            log.warning("%s: the weights' classifier predicts another number of classes; "
+                        "re-initialised %s for %d classes", entry.name, ", ".join(fresh),
+                        classes)
     if grad_checkpointing:
         model.set_grad_checkpointing(True)
     if features_only:

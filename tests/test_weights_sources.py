@@ -1,0 +1,112 @@
+"""Weights of every supported source load through one call, `create_model(name,
+pretrained=path)`, with the source told from the keys, and compute the source's outputs.
+
+The timm and torchvision RegNets compute pycls's network under other names: their state dicts
+are written here from pycls's (the names read off each source's module tree), and the loaded
+model is held to the functional pycls forward of test_anynet_convert."""
+import logging
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import regnet
+from regnet.models.convert import convert_state_dict, detect_source
+from test_anynet_convert import ARGS, NUM_CLASSES, reference_forward, reference_state_dict
+from test_resnet_layout_convert import CLASSES, DEPTHS, STEM, WIDTHS, iresnet_forward, \
+    iresnet_state_dict
+
+# pycls part -> timm's RegNet part (ConvNormAct: .conv / .bn), torchvision's (Conv2dNormActivation:
+# .0 / .1 inside f.a / f.b / f.c / proj; SqueezeExcitation fc1 / fc2).
+TIMM = {"proj": "downsample.conv", "bn": "downsample.bn", "f.a": "conv1.conv",
+        "f.a_bn": "conv1.bn", "f.b": "conv2.conv", "f.b_bn": "conv2.bn", "f.se.f_ex.0": "se.fc1",
+        "f.se.f_ex.2": "se.fc2", "f.c": "conv3.conv", "f.c_bn": "conv3.bn"}
+TORCHVISION = {"proj": "proj.0", "bn": "proj.1", "f.a": "f.a.0", "f.a_bn": "f.a.1",
+               "f.b": "f.b.0", "f.b_bn": "f.b.1", "f.se.f_ex.0": "f.se.fc1",
+               "f.se.f_ex.2": "f.se.fc2", "f.c": "f.c.0", "f.c_bn": "f.c.1"}
+
+
+def _in_layout(sd, parts, block_prefix, top):
+    out = {}
+    for key, value in sd.items():
+        if key.startswith(("stem.", "head.")):
+            out[top.get(key.rsplit(".", 1)[0], key.rsplit(".", 1)[0]) + "." +
+                key.rsplit(".", 1)[1]] = value
+            continue
+        stage, block, rest = key.split(".", 2)
+        part, leaf = rest.rsplit(".", 1)
+        out[f"{block_prefix(int(stage[1:]), int(block[1:]))}.{parts[part]}.{leaf}"] = value
+    return out
+
+
+def timm_state_dict():
+    return _in_layout(reference_state_dict(), TIMM, lambda i, j: f"s{i}.b{j}", {})
+
+
+def torchvision_state_dict():
+    top = {"stem.conv": "stem.0", "stem.bn": "stem.1", "head.fc": "fc"}
+    return _in_layout(reference_state_dict(), TORCHVISION,
+                      lambda i, j: f"trunk_output.block{i}.block{i}-{j - 1}", top)
+
+
+@pytest.mark.parametrize("layout,source", [(timm_state_dict, "timm_regnet"),
+                                           (torchvision_state_dict, "torchvision_regnet"),
+                                           (reference_state_dict, "pycls")])
+def test_regnet_layouts_load_by_path_and_compute_pycls_outputs(tmp_path, layout, source):
+    sd = layout()
+    assert detect_source(sd) == source
+    path = tmp_path / "weights.pth"
+    torch.save({"model_state": sd} if source == "pycls" else sd, path)
+    model = regnet.create_model("anynet", num_classes=NUM_CLASSES, pretrained=str(path),
+                                **ARGS).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference_forward(reference_state_dict(), x),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_the_iresnet_authors_file_and_our_safetensors_export_load_by_path(tmp_path):
+    kw = dict(num_classes=CLASSES, depths=DEPTHS, widths=WIDTHS, stem_chs=STEM)
+    torch.save(iresnet_state_dict(), tmp_path / "iresnet.pth")
+    model = regnet.create_model("iresnet50", pretrained=str(tmp_path / "iresnet.pth"),
+                                **kw).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = iresnet_forward(iresnet_state_dict(), x)
+        torch.testing.assert_close(model(x), want, rtol=1e-4, atol=1e-5)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                  str(tmp_path / "ours.safetensors"))
+        again = regnet.create_model("iresnet50", pretrained=str(tmp_path / "ours.safetensors"),
+                                    **kw).eval()
+        torch.testing.assert_close(again(x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_another_class_count_reinitialises_the_head_and_says_so(tmp_path, caplog):
+    path = tmp_path / "w.pth"
+    torch.save(timm_state_dict(), path)
+    with caplog.at_level(logging.WARNING, logger="regnet"):
+        model = regnet.create_model("anynet", num_classes=3, pretrained=str(path), **ARGS)
+    assert model.head.fc.out_features == 3
+    assert "re-initialised head.fc.weight, head.fc.bias for 3 classes" in caplog.text
+    ref = convert_state_dict(timm_state_dict())
+    assert torch.equal(model.state_dict()["s4.b1.conv3.weight"], ref["s4.b1.conv3.weight"])
+
+
+def test_bad_weights_files_are_one_line_errors(tmp_path):
+    good = tmp_path / "w.pth"
+    torch.save(timm_state_dict(), good)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[:1000])
+    cases = [(str(cut), ValueError, "cannot read weights file .*cut.pth"),
+             (str(tmp_path / "nope.pth"), FileNotFoundError, "weights file .*nope.pth not found"),
+             (True, ValueError, "no pretrained weights are registered yet")]
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"encoder.weight": torch.zeros(2)}, foreign)
+    cases.append((str(foreign), ValueError, "cannot tell which implementation"))
+    for pretrained, error, message in cases:
+        with pytest.raises(error, match=message) as err:
+            regnet.create_model("anynet", num_classes=NUM_CLASSES, pretrained=pretrained, **ARGS)
+        assert "\n" not in str(err.value)
+    # a file of another architecture names what does not fit
+    with pytest.raises(ValueError, match="do not fit resnet18: .* missing: "):
+        regnet.create_model("resnet18", pretrained=str(good))
