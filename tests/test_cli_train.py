@@ -31,6 +31,13 @@ def test_train_then_eval_json(tmp_path, capsys):
     assert main(["eval", str(out / "best.pt"), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["top1"] == pytest.approx(summary["best_val_top1"])
+    # The safetensors export and its sidecar evaluate the same, on the same split.
+    assert main(["eval", str(out / "best.safetensors"), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert {k: exported[k] for k in ("top1", "top5", "loss", "images")} == \
+        {k: again[k] for k in ("top1", "top5", "loss", "images")}
+    os.remove(out / "best.json")
+    fails(capsys, ["eval", str(out / "best.safetensors")], "has no sidecar")
 
 
 def test_flags_override_recipe(tmp_path, capsys):

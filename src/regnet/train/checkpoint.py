@@ -24,8 +24,12 @@ def save_checkpoint(path: str, ckpt: dict) -> None:
 
 
 def load_checkpoint(path: str) -> dict:
+    """A checkpoint, or a safetensors export read with its JSON sidecar (the same keys, less
+    the training state)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} not found")
+    if path.endswith(".safetensors"):
+        return _load_export(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -34,6 +38,25 @@ def load_checkpoint(path: str) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a regnet checkpoint (format {FORMAT!r})")
     return ckpt
+
+
+def _load_export(path: str) -> dict:
+    side = os.path.splitext(path)[0] + ".json"
+    if not os.path.exists(side):
+        raise ValueError(f"{path} has no sidecar {side} (model name, classes, normalisation); "
+                         "export it with its .json, or load the weights with "
+                         "create_model(name, pretrained=path)")
+    try:
+        with open(side) as f:
+            meta = json.load(f)
+        from safetensors.torch import load_file
+        state = load_file(path)
+    except Exception as err:
+        raise ValueError(f"cannot load {path}: {type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:200]}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{side} is not a regnet export sidecar (format {FORMAT!r})")
+    return {**meta, "state_dict": state}
 
 
 def load_model(path: str, device: str | torch.device = "cpu"):
@@ -55,8 +78,8 @@ def export_safetensors(ckpt: dict, path: str) -> str:
 
     tensors = {k: v.detach().contiguous() for k, v in ckpt["state_dict"].items()}
     sidecar = {k: ckpt.get(k) for k in ("format", "model", "model_args", "num_classes", "dataset",
-                                       "classes", "mean", "std", "image_size", "epoch",
-                                       "val_top1", "recipe")}
+                                       "classes", "mean", "std", "image_size", "augment",
+                                       "epoch", "val_top1", "recipe", "config")}
     blob = st_save(tensors, metadata={"model": ckpt["model"], "format": FORMAT})
     atomic_write(path, lambda f: f.write(blob))
     side_path = os.path.splitext(path)[0] + ".json"
