@@ -99,10 +99,12 @@ def test_bad_weights_files_are_one_line_errors(tmp_path):
     cut.write_bytes(good.read_bytes()[:1000])
     cases = [(str(cut), ValueError, "cannot read weights file .*cut.pth"),
              (str(tmp_path / "nope.pth"), FileNotFoundError, "weights file .*nope.pth not found"),
-             (True, ValueError, "no pretrained weights are registered yet")]
+             (True, ValueError, "no pretrained weights are registered for anynet")]
     foreign = tmp_path / "foreign.pth"
     torch.save({"encoder.weight": torch.zeros(2)}, foreign)
     cases.append((str(foreign), ValueError, "cannot tell which implementation"))
+    cases.append(("nope_tag", ValueError, "unknown weights tag 'nope_tag' for anynet; its tags: "
+                                          "none"))
     for pretrained, error, message in cases:
         with pytest.raises(error, match=message) as err:
             regnet.create_model("anynet", num_classes=NUM_CLASSES, pretrained=pretrained, **ARGS)
@@ -110,3 +112,48 @@ def test_bad_weights_files_are_one_line_errors(tmp_path):
     # a file of another architecture names what does not fit
     with pytest.raises(ValueError, match="do not fit resnet18: .* missing: "):
         regnet.create_model("resnet18", pretrained=str(good))
+
+
+def _tag(tmp_path, url, sha256, model="anynet"):
+    from regnet.pretrained import PretrainedTag
+    return PretrainedTag(name=f"{model}.test", model=model, url=url, sha256=sha256,
+                         source="timm_regnet", dataset="synthetic", top1=None, evidence="a test",
+                         input_size=(3, 16, 16), mean=(0.5,) * 3, std=(0.5,) * 3, license="MIT")
+
+
+def test_a_tag_downloads_once_checks_its_sha256_and_loads(tmp_path, monkeypatch):
+    import hashlib
+
+    import regnet.pretrained as pretrained
+    src = tmp_path / "served" / "regnet_test-1234.pth"
+    src.parent.mkdir()
+    torch.save(timm_state_dict(), src)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    tag = _tag(tmp_path, src.as_uri(), digest)
+    monkeypatch.setattr(pretrained, "_table", lambda: {tag.name: tag})
+    monkeypatch.setenv("REGNET_WEIGHTS", str(tmp_path / "cache"))
+    assert regnet.list_pretrained("anynet") == ["anynet.test"]
+    for spec in (True, "test", "anynet.test"):
+        model = regnet.create_model("anynet", num_classes=NUM_CLASSES, pretrained=spec,
+                                    **ARGS).eval()
+        x = torch.randn(1, 3, 16, 16)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference_forward(reference_state_dict(), x),
+                                       rtol=1e-4, atol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["regnet_test-1234.pth"]
+    src.unlink()  # cached: no second download
+    regnet.create_model("anynet", num_classes=NUM_CLASSES, pretrained="test", **ARGS)
+
+
+def test_a_bad_download_leaves_nothing_in_the_cache(tmp_path):
+    from regnet.pretrained import PretrainedError, fetch
+    src = tmp_path / "w.pth"
+    torch.save(timm_state_dict(), src)
+    cache = tmp_path / "cache"
+    with pytest.raises(PretrainedError, match="has sha256 .*, not 0000beef...; nothing was kept"):
+        fetch(_tag(tmp_path, src.as_uri(), "0000beef"), str(cache))
+    assert list(cache.iterdir()) == []
+    with pytest.raises(PretrainedError, match=r"cannot download anynet.test from .* put the file "
+                                              r"there by hand as .*cache.w.pth") as err:
+        fetch(_tag(tmp_path, "http://127.0.0.1:9/w.pth", "00"), str(cache), timeout=5)
+    assert "\n" not in str(err.value) and list(cache.iterdir()) == []

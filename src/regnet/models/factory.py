@@ -7,6 +7,7 @@ import logging
 
 import torch.nn as nn
 
+from regnet.pretrained import resolve_pretrained
 from regnet.registry import UnknownOptionError, get_entry
 
 from .convert import load_weights
@@ -24,8 +25,9 @@ def create_model(name: str, num_classes: int | None = None, *, pretrained: bool 
 
     `overrides` replace fields of the variant's frozen config with `dataclasses.replace`
     (e.g. `shortcut="A"`, `drop_rate=0.2`), so every architecture knob is reachable by name and
-    a misspelt one is an error listing the valid ones. `pretrained` is a weights file of any
-    source `regnet.models.convert` reads (ours, pycls, torchvision, timm, the iResNet authors'),
+    a misspelt one is an error listing the valid ones. `pretrained`: True (the model's first
+    registered tag), a tag (`regnet.pretrained`), or a weights file of any source
+    `regnet.models.convert` reads (ours, pycls, torchvision, timm, the iResNet authors'),
     loaded strictly; a classifier of another class count is re-initialised, and said so.
     `features_only=True` returns a backbone giving the stage outputs at `out_indices`.
     """
@@ -44,11 +46,9 @@ def create_model(name: str, num_classes: int | None = None, *, pretrained: bool 
     model = entry.build(cfg, classes)
     model.model_name = entry.name
     model.cfg = cfg
-    if pretrained is True or (pretrained and not isinstance(pretrained, str)):
-        raise ValueError(f"{entry.name}: no pretrained weights are registered yet; pass the "
-                         "path of a weights file: pretrained='model.pth'")
     if pretrained:
-        fresh = load_weights(model, pretrained)
+        path, source = resolve_pretrained(entry.name, pretrained)
+        fresh = load_weights(model, path, source)
         if fresh:
             log.warning("%s: the weights' classifier predicts another number of classes; "
                         "re-initialised %s for %d classes", entry.name, ", ".join(fresh),
