@@ -157,3 +157,26 @@ def test_a_bad_download_leaves_nothing_in_the_cache(tmp_path):
                                               r"there by hand as .*cache.w.pth") as err:
         fetch(_tag(tmp_path, "http://127.0.0.1:9/w.pth", "00"), str(cache), timeout=5)
     assert "\n" not in str(err.value) and list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("layout", [timm_state_dict, torchvision_state_dict, reference_state_dict])
+def test_regnet_convert_writes_a_checkpoint_that_computes_what_pretrained_path_computes(
+        tmp_path, capsys, layout):
+    from regnet.cli import main
+    from regnet.train import load_model
+    src = tmp_path / "w.pyth"
+    torch.save({"model_state": layout()} if layout is reference_state_dict else layout(), src)
+    args = [f"{k}={v}" for k, v in ARGS.items()]
+    argv = ["convert", str(src), str(tmp_path / "ours.pt"), "--model", "anynet"]
+    for a in args:
+        argv += ["--model-arg", a.replace("(", "[").replace(")", "]")]
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    x = torch.randn(2, 3, 16, 16)
+    direct = regnet.create_model("anynet", num_classes=NUM_CLASSES, pretrained=str(src),
+                                 **ARGS).eval()
+    with torch.no_grad():
+        for path in ("ours.pt", "ours.safetensors"):
+            model, meta = load_model(str(tmp_path / path))
+            assert meta["num_classes"] == NUM_CLASSES
+            torch.testing.assert_close(model(x), direct(x), rtol=0, atol=0)

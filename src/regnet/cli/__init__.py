@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "regnet.cli.models",    # list, info
     "regnet.cli.study",     # study sample / run / analyze / fit / presets
     "regnet.cli.train",     # train, eval, demo
+    "regnet.cli.weights",   # weights, convert
     "regnet.cli.analyze",   # analyze features / probe (the self-regulated paper's Fig. 1)
 ]
 
