@@ -16,7 +16,7 @@ import yaml
 from regnet.cli import CLIError
 
 # Flags that are positional or spelled differently from their config key.
-_SPECIAL = {"model", "model_args", "milestones", "out", "recipe"}
+_SPECIAL = {"model", "model_args", "milestones", "out", "recipe", "freeze", "lr_scale"}
 
 
 def _parse_optional(kind):
@@ -44,6 +44,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                        metavar=f.name.upper())
     p.add_argument("--milestones", type=int, nargs="*", default=argparse.SUPPRESS,
                    help="epochs at which a multistep schedule multiplies lr by gamma")
+    p.add_argument("--freeze", action="append", default=argparse.SUPPRESS, metavar="PATTERN",
+                   help="keep parameters whose names match this glob fixed (repeatable), "
+                        "e.g. 'stem.*' 's1.*'")
+    p.add_argument("--lr-scale", dest="lr_scale", action="append", default=argparse.SUPPRESS,
+                   metavar="PATTERN=F", help="train parameters matching PATTERN at F x lr "
+                                             "(repeatable; the first match wins)")
     p.add_argument("--model-arg", dest="model_args", action="append", default=argparse.SUPPRESS,
                    metavar="KEY=VALUE", help="override a model config field (repeatable)")
 

@@ -13,6 +13,7 @@ from regnet.data.augment import CropFlip
 
 DATA_MODES = ("auto", "memory", "stream")
 SCHEDULES = ("step", "multistep", "cosine", "linear", "constant")
+OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
@@ -32,7 +33,13 @@ class TrainConfig:
     flip_mode: str = "random"          # random | alternate (each image mirrored every 2nd epoch)
     cache_dir: str | None = None       # decoded image-folder cache; None: ~/.cache/regnet
     data_mode: str = "auto"            # image folders: memory | stream | auto (memory if it fits)
-    # Schedule and optimiser (SGD).
+    # Fine-tuning.
+    init_from: str | None = None       # start from these weights: a checkpoint, a weights file
+                                       # of any source create_model reads, or a tag
+    freeze: tuple = ()                 # glob patterns of parameter names kept fixed ("stem.*")
+    # Schedule and optimiser.
+    optimizer: str = "sgd"             # sgd (momentum, nesterov) | adamw
+    lr_scale: tuple = ()               # "PATTERN=F": parameters matching PATTERN train at F x lr
     epochs: int = 10
     batch_size: int = 128              # global batch, split across distributed ranks
     lr: float = 0.1
@@ -81,6 +88,11 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr < 0 or self.weight_decay < 0:
             raise ValueError("lr and weight_decay must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        object.__setattr__(self, "freeze", tuple(str(p) for p in self.freeze))
+        object.__setattr__(self, "lr_scale", tuple(str(p) for p in self.lr_scale))
+        _ = self.lr_scales  # raises on a malformed PATTERN=F
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.data_mode not in DATA_MODES:
@@ -104,6 +116,21 @@ class TrainConfig:
     @property
     def crop_flip(self) -> CropFlip:
         return CropFlip(self.crop_pad, self.crop_pad_mode, self.flip_mode)
+
+    @property
+    def lr_scales(self) -> list[tuple[str, float]]:
+        """`lr_scale` as (pattern, factor) pairs; the first pattern a parameter matches wins."""
+        pairs = []
+        for item in self.lr_scale:
+            pattern, sep, factor = item.rpartition("=")
+            try:
+                value = float(factor)
+            except ValueError:
+                value = -1.0
+            if not sep or not pattern or value < 0:
+                raise ValueError(f"lr_scale wants PATTERN=F with F >= 0, got {item!r}")
+            pairs.append((pattern, value))
+        return pairs
 
     @property
     def effective_lr(self) -> float:
@@ -132,7 +159,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
+        for key in ("milestones", "freeze", "lr_scale"):
+            d[key] = list(d[key])
         return d
 
     def replace(self, **changes) -> "TrainConfig":

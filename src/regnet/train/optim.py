@@ -1,10 +1,12 @@
-"""SGD with weight decay only where it regularises, and the learning-rate schedules.
+"""SGD or AdamW with weight decay only where it regularises, per-pattern learning-rate scales
+and frozen parameters, and the learning-rate schedules.
 
 The learning rate is a pure function of the global step, set on the optimiser before every
 step; there is no scheduler object whose state could disagree with a resumed run.
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 
 import torch
@@ -27,8 +29,34 @@ def param_groups(model: nn.Module, weight_decay: float, exempt_norm_bias: bool) 
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def freeze(model: nn.Module, patterns) -> list[str]:
+    """Fix the parameters whose names match any of `patterns`; returns their names."""
+    frozen = [n for n, p in model.named_parameters()
+              if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+    for name in frozen:
+        model.get_parameter(name).requires_grad_(False)
+    if patterns and not frozen:
+        raise ValueError(f"freeze {list(patterns)} matches no parameter of the model "
+                         f"(names look like {next(iter(dict(model.named_parameters())))})")
+    return frozen
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay, cfg.wd_exempt_norm_bias)
+    scales = cfg.lr_scales
+    groups = []
+    for group in param_groups(model, cfg.weight_decay, cfg.wd_exempt_norm_bias):
+        if not scales:
+            groups.append(group)
+            continue
+        # Split each decay group by learning-rate scale; `set_lr` multiplies group["lr_scale"].
+        names = {id(p): n for n, p in model.named_parameters()}
+        by_scale: dict[float, list] = {}
+        for p in group["params"]:
+            scale = next((f for pat, f in scales if fnmatch.fnmatchcase(names[id(p)], pat)), 1.0)
+            by_scale.setdefault(scale, []).append(p)
+        groups += [{**group, "params": ps, "lr_scale": s} for s, ps in by_scale.items()]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.effective_lr)
     return torch.optim.SGD(groups, lr=cfg.effective_lr, momentum=cfg.momentum,
                            nesterov=cfg.nesterov and cfg.momentum > 0)
 
@@ -58,4 +86,4 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

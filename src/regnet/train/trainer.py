@@ -16,7 +16,9 @@ import torch
 
 from regnet.complexity import complexity
 from regnet.data import DataSplits, build_datasets, default_augment, make_loader
+from regnet.models.convert import load_weights
 from regnet.models.factory import create_model
+from regnet.pretrained import resolve_pretrained
 from regnet.registry import ModelEntry, get_entry
 
 from . import records
@@ -26,7 +28,7 @@ from .distributed import DistInfo, barrier, init_distributed, shutdown, sync_buf
 from .ema import ModelEma
 from .engine import (NonFiniteLossError, Progress, StepState, evaluate, resolve_amp,
                      resolve_device, train_one_epoch)
-from .optim import build_optimizer
+from .optim import build_optimizer, freeze
 
 
 class RunDirError(ValueError):
@@ -183,6 +185,14 @@ def setup_run(cfg: TrainConfig, dist: DistInfo | None = None, device: torch.devi
     num_classes = splits.train.num_classes
     net = create_model(entry.name, num_classes=num_classes, **cfg.model_args)
     counts = complexity(net, (3, size, size))
+    if cfg.init_from and ckpt is None:  # a resumed run has its own weights already
+        path, source = resolve_pretrained(entry.name, cfg.init_from)
+        fresh = load_weights(net, path, source)
+        if dist.is_main:
+            print(f"initialised from {path}" + (f"; re-initialised {', '.join(fresh)} for "
+                                                f"{num_classes} classes" if fresh else ""),
+                  flush=True)
+    frozen = freeze(net, cfg.freeze)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     net = net.to(device).to(memory_format=memory_format)
     optimizer = build_optimizer(net, cfg)
@@ -211,6 +221,7 @@ def setup_run(cfg: TrainConfig, dist: DistInfo | None = None, device: torch.devi
         model = torch.compile(model)
 
     extra = {"params": counts["params"], "flops": counts["flops"], "num_classes": num_classes,
+             "frozen_params": sum(net.get_parameter(n).numel() for n in frozen),
              "train_images": len(splits.train),
              "data_mode": splits.info.get("data_mode", "memory"), "eval_split": eval_name,
              "eval_images": len(eval_loader.ds) if eval_loader else 0,
@@ -254,6 +265,14 @@ def fit(run: Run) -> dict:
                     default=None)
     last_path, best_path = os.path.join(cfg.out, "last.pt"), os.path.join(cfg.out, "best.pt")
     run_start = time.perf_counter()
+    if cfg.init_from and not state.epoch and run.eval_loader is not None:
+        # Where fine-tuning starts: the loaded weights' accuracy on this run's split.
+        ev = evaluate(eval_model, run.eval_loader, device=device, amp_dtype=run.amp_dtype,
+                      dist=dist, flip=cfg.eval_flip)
+        run.extra["init_val_top1"] = ev["top1"]
+        if main:
+            print(f"epoch 0 (initial weights)  val loss {ev['loss']:.4f} top1 {ev['top1']:.2f}",
+                  flush=True)
     try:
         while state.epoch < cfg.epochs:
             epoch = state.epoch + 1
