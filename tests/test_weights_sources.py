@@ -180,3 +180,33 @@ def test_regnet_convert_writes_a_checkpoint_that_computes_what_pretrained_path_c
             model, meta = load_model(str(tmp_path / path))
             assert meta["num_classes"] == NUM_CLASSES
             torch.testing.assert_close(model(x), direct(x), rtol=0, atol=0)
+
+
+def test_regnet_convert_of_the_iresnet_authors_file_and_bad_files(tmp_path, capsys):
+    from regnet.cli import main
+    from regnet.train import load_model
+    src = tmp_path / "iresnet50.pth"
+    torch.save(iresnet_state_dict(), src)
+    overrides = ["--model-arg", f"depths={list(DEPTHS)}", "--model-arg", f"widths={list(WIDTHS)}",
+                 "--model-arg", f"stem_chs={STEM}"]
+    assert main(["convert", str(src), str(tmp_path / "i.pt"), "--model", "iresnet50",
+                 *overrides]) == 0
+    model, _ = load_model(str(tmp_path / "i.pt"))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), iresnet_forward(iresnet_state_dict(), x),
+                                   rtol=1e-4, atol=1e-5)
+    capsys.readouterr()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(src.read_bytes()[:500])
+    for argv, message in (([str(cut), str(tmp_path / "o.pt"), "--model", "iresnet50"],
+                           "cannot read weights file"),
+                          ([str(src), str(tmp_path / "o.pt"), "--model", "resnet18"],
+                           "do not fit resnet18"),
+                          (["resnet50.nope", str(tmp_path / "o.pt"), "--model", "resnet50"],
+                           "unknown weights tag 'resnet50.nope' for resnet50; its tags: "
+                           "resnet50.tv_in1k")):
+        assert main(["convert", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "o.pt").exists()
