@@ -21,7 +21,8 @@ def test_init_from_a_checkpoint_starts_at_its_accuracy(trained, tmp_path, capsys
     source, summary = trained
     capsys.readouterr()
     assert main(["train", "resnet20", *tiny_flags(epochs=1), "--init-from",
-                 str(source / "best.pt"), "--out", str(tmp_path / "ft")]) == 0
+                 str(source / "best.pt"), "--num-classes", "10",
+                 "--out", str(tmp_path / "ft")]) == 0
     out = capsys.readouterr().out
     assert f"initialised from {source / 'best.pt'}" in out and "re-initialised" not in out
     line = next(l for l in out.splitlines() if l.startswith("epoch 0 (initial weights)"))
@@ -30,8 +31,8 @@ def test_init_from_a_checkpoint_starts_at_its_accuracy(trained, tmp_path, capsys
         str(source / "best.pt")
 
 
-def test_another_class_count_recreates_the_head_and_says_so(trained, tiny_folder, tmp_path,  # noqa: F811
-                                                             capsys):
+def test_another_class_count_recreates_the_head_and_says_so(  # noqa: F811 (the fixture)
+        trained, tiny_folder, tmp_path, capsys):
     source, _ = trained
     capsys.readouterr()
     summary = train(tiny_cfg(tmp_path / "ft", dataset="imagefolder", data_dir=str(tiny_folder),
@@ -62,6 +63,7 @@ def test_bad_fine_tuning_flags_are_one_line_errors(capsys, tmp_path):
     for flags, message in ((["--freeze", "nothing.*"], "matches no parameter"),
                            (["--lr-scale", "s1.*"], "lr_scale wants PATTERN=F"),
                            (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
+                           (["--num-classes", "7"], "the digits data has 10 classes"),
                            (["--init-from", str(tmp_path / "none.pt")], "not found")):
         assert main(["train", "resnet20", *tiny_flags(), *flags,
                      "--out", str(tmp_path / "x")]) == 2

@@ -33,6 +33,8 @@ class TrainConfig:
     flip_mode: str = "random"          # random | alternate (each image mirrored every 2nd epoch)
     cache_dir: str | None = None       # decoded image-folder cache; None: ~/.cache/regnet
     data_mode: str = "auto"            # image folders: memory | stream | auto (memory if it fits)
+    num_classes: int | None = None     # the classifier's classes; None: the data's (a value
+                                       # is checked against the data)
     # Fine-tuning.
     init_from: str | None = None       # start from these weights: a checkpoint, a weights file
                                        # of any source create_model reads, or a tag
@@ -89,7 +91,8 @@ class TrainConfig:
         if self.lr < 0 or self.weight_decay < 0:
             raise ValueError("lr and weight_decay must be >= 0")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: "
+                             f"{', '.join(OPTIMIZERS)}")
         object.__setattr__(self, "freeze", tuple(str(p) for p in self.freeze))
         object.__setattr__(self, "lr_scale", tuple(str(p) for p in self.lr_scale))
         _ = self.lr_scales  # raises on a malformed PATTERN=F

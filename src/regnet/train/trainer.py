@@ -183,6 +183,9 @@ def setup_run(cfg: TrainConfig, dist: DistInfo | None = None, device: torch.devi
 
     # Model, optimiser, EMA, precision.
     num_classes = splits.train.num_classes
+    if cfg.num_classes is not None and cfg.num_classes != num_classes:
+        raise ValueError(f"--num-classes {cfg.num_classes}: the {cfg.dataset} data has "
+                         f"{num_classes} classes")
     net = create_model(entry.name, num_classes=num_classes, **cfg.model_args)
     counts = complexity(net, (3, size, size))
     if cfg.init_from and ckpt is None:  # a resumed run has its own weights already
