@@ -5,6 +5,7 @@ several working sessions and machines: a later invocation runs only what is miss
 
     python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --lanes 2
     python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --list
+    python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --report docs/table3
 
 The YAML file:
 
@@ -39,7 +40,8 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_info, train_flags  # noqa: E402
+from common import machine_info, mean_std, train_flags  # noqa: E402
+from welch import verdict, welch  # noqa: E402
 
 from regnet.atomic import atomic_write, atomic_write_text  # noqa: E402
 from regnet.train import TrainConfig  # noqa: E402
@@ -183,6 +185,52 @@ class Campaign:
         return True
 
 
+def report(camp: Campaign, baseline: str | None, out: str) -> dict:
+    """Per group of runs that differ only in their seed: n, mean +- sd of the final and best
+    validation top-1, and against the baseline group: the difference of final top-1 with its
+    95% interval and Welch's two-sided p-value, in words. Writes OUT.md and OUT.json."""
+    groups: dict[str, dict] = {}
+    for run in camp.spec["runs"]:
+        if not camp.done(run["name"]):
+            continue
+        with open(os.path.join(camp.result_dir(run["name"]), "summary.json")) as f:
+            summary = json.load(f)
+        key = json.dumps({k: v for k, v in run["config"].items() if k != "seed"},
+                         sort_keys=True)
+        g = groups.setdefault(key, {"label": run["config"]["model"], "runs": [], "final": [],
+                                    "best": [], "minutes": [], "params": summary["params"]})
+        g["runs"].append(run["name"])
+        g["final"].append(summary["final_val_top1"])
+        g["best"].append(summary["best_val_top1"])
+        g["minutes"].append(summary["wall_seconds"] / 60)
+    rows = list(groups.values())
+    base = next((g for g in rows if g["label"] == baseline), rows[0] if rows else None)
+    lines = [f"# {camp.spec['name']}: {camp.spec.get('description', '')}", "",
+             f"Validation top-1 (%) of finished runs; the difference is final top-1 against "
+             f"{base['label'] if base else '-'}, with its 95% interval and Welch's two-sided "
+             "p-value.", "",
+             "| model | n | params | final top-1 | best top-1 | minutes | vs baseline | p | "
+             "verdict |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for g in rows:
+        cmp = ""
+        if g is not base and base and len(g["final"]) > 1 and len(base["final"]) > 1:
+            g["welch"] = welch(g["final"], base["final"])
+            w = g["welch"]
+            cmp = (f"{w['diff']:+.2f} [{w['ci95'][0]:+.2f}, {w['ci95'][1]:+.2f}] | "
+                   f"{w['p']:.3f} | {verdict(w)}")
+        else:
+            cmp = "- | - | " + ("baseline" if g is base else "needs n >= 2 on both sides")
+        lines.append(f"| {g['label']} | {len(g['final'])} | {g['params']:,} | "
+                     f"{mean_std(g['final'])} | {mean_std(g['best'])} | "
+                     f"{sum(g['minutes']) / len(g['minutes']):.0f} | {cmp} |")
+    lines += ["", f"Runs: {', '.join(r for g in rows for r in g['runs'])}. Each run's command, "
+              f"commit and machine: {os.path.relpath(camp.results, ROOT)}/<run>/run.json.", ""]
+    atomic_write_text(out + ".md", "\n".join(lines))
+    atomic_write_text(out + ".json", json.dumps(rows, indent=2) + "\n")
+    print("\n".join(lines))
+    return {"groups": rows}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("campaign", help="the campaign's YAML file")
@@ -197,6 +245,10 @@ def main(argv=None) -> int:
     p.add_argument("--stop-starting-after", type=float, default=None, metavar="MIN",
                    help="start no run after MIN minutes (a session's budget)")
     p.add_argument("--list", action="store_true", help="show which runs are done and stop")
+    p.add_argument("--report", metavar="OUT", default=None,
+                   help="write OUT.md / OUT.json: the statistics of the finished runs, and stop")
+    p.add_argument("--baseline", default=None,
+                   help="the model the report compares with (default: the first group's)")
     args = p.parse_args(argv)
 
     try:
@@ -206,6 +258,9 @@ def main(argv=None) -> int:
     results = args.results or os.path.join(ROOT, "benchmarks", "results", spec["name"])
     runs_dir = args.runs_dir or os.path.join("runs", spec["name"])
     camp = Campaign(spec, results, runs_dir)
+    if args.report:
+        report(camp, args.baseline, args.report)
+        return 0
     if args.list:
         for r in spec["runs"]:
             state = "done" if camp.done(r["name"]) else (

@@ -109,3 +109,46 @@ def test_cores(text, cores):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module._parse_cores(text) == cores
+
+
+def _load(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_welch_against_published_t_values():
+    welch = _load("welch")
+    # Student's t: two-sided p of t = 2 at 5 df, and the 97.5% quantiles at 4 and 30 df
+    # (statistical tables: 0.1019, 2.776, 2.042).
+    assert abs(welch.t_sf2(2.0, 5) - 0.10194) < 1e-5
+    assert abs(welch.t_quantile(0.975, 4) - 2.77645) < 1e-4
+    assert abs(welch.t_quantile(0.975, 30) - 2.04227) < 1e-4
+    r = welch.welch([89.0, 89.5, 88.8], [88.1, 88.7, 88.4])
+    assert abs(r["t"] - 2.58492) < 1e-4 and abs(r["df"] - 3.872) < 1e-3
+    assert abs(r["p"] - 0.06301) < 1e-4 and r["ci95"][0] < 0 < r["ci95"][1]
+    assert welch.verdict(r).startswith("not confirmed")
+    assert welch.verdict({**r, "p": 0.01}) == "confirmed at this budget"
+    assert welch.verdict({**r, "p": 0.01, "diff": -1}) == "contradicted at this budget"
+
+
+def test_the_report_compares_groups_of_seeds(tmp_path):
+    campaign = _load("campaign")
+    results = tmp_path / "results"
+    runs = [{"model": m, "seed": s} for m in ("resnet20", "regnet20_gru") for s in (0, 1, 2)]
+    path = write_campaign(tmp_path, runs)
+    finals = {"resnet20": [88.0, 88.5, 88.2], "regnet20_gru": [89.0, 89.4, 89.1]}
+    for m, values in finals.items():
+        for s, v in enumerate(values):
+            (results / f"{m}_s{s}").mkdir(parents=True)
+            (results / f"{m}_s{s}" / "summary.json").write_text(json.dumps(
+                {"final_val_top1": v, "best_val_top1": v + 0.1, "wall_seconds": 600,
+                 "params": 1}))
+    camp = campaign.Campaign(campaign.load_campaign(str(path)), str(results), str(tmp_path))
+    out = campaign.report(camp, "resnet20", str(tmp_path / "report"))
+    gru = out["groups"][1]
+    assert gru["label"] == "regnet20_gru" and gru["welch"]["diff"] > 0.9
+    text = (tmp_path / "report.md").read_text()
+    assert "| regnet20_gru | 3 |" in text and "confirmed at this budget" in text
