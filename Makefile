@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of PyTorch, installed first so that nothing pulls a multi-GB CUDA build in.
+# PyTorch is installed first, from TORCH_INDEX when set: the CPU build with
+#   make TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# or a CUDA build with TORCH_INDEX=https://download.pytorch.org/whl/cu124. Unset, pip takes
+# what the configured package index serves for torch==2.13.0.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: demo test install dev clean
 
@@ -12,8 +16,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install -q -e ".[plots]"
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed

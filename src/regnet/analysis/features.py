@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from regnet.extras import need
+
 from .blocks import BlockRecord
 
 
@@ -57,8 +59,7 @@ def plot_features(image: torch.Tensor, runs: list[tuple[str, list[BlockRecord]]]
                   mean=None, std=None) -> dict:
     """Write the figure to `out` (PNG); returns the cosine similarities per run for the caller
     to print or store."""
-    import matplotlib
-    matplotlib.use("Agg")
+    need("matplotlib", "the feature figure").use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [row for label, recs in runs for row in feature_rows(label, recs)]

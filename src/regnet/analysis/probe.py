@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from regnet.extras import need
+
 from .blocks import block_outputs, normalise
 
 
@@ -40,6 +42,7 @@ def pooled_features(model, images: torch.Tensor, names: list[str], mean, std,
 
 
 def fit_probe(train_x: np.ndarray, train_y: np.ndarray, seed: int = 0):
+    need("sklearn", "the linear probe")
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -80,8 +83,7 @@ def markdown_table(runs: list[tuple[str, list[ProbeResult]]]) -> str:
 
 def plot_probe(runs: list[tuple[str, list[ProbeResult]]], out: str, title: str = "") -> None:
     """Grouped bars: one group per block position (last k blocks), one bar per model."""
-    import matplotlib
-    matplotlib.use("Agg")
+    need("matplotlib", "the probe figure").use("Agg")
     import matplotlib.pyplot as plt
 
     k = max(len(r) for _, r in runs)

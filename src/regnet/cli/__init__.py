@@ -36,10 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from regnet.extras import MissingExtraError
     from regnet.registry import UnknownModelError, UnknownOptionError
     try:
         return int(args.func(args) or 0)
-    except (CLIError, UnknownModelError, UnknownOptionError, FileNotFoundError, ValueError) as err:
+    except (CLIError, UnknownModelError, UnknownOptionError, FileNotFoundError, ValueError,
+            MissingExtraError) as err:
         # Errors raised on purpose carry a message written for the user: show it on one line.
         print(f"regnet {args.command}: error: {err}", file=sys.stderr)
         return 2

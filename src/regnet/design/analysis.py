@@ -13,14 +13,14 @@ import math
 import os
 import statistics
 
-import matplotlib
+from regnet.extras import need
 
-matplotlib.use("Agg")
+from .fit import fit_width_rule
+from .study import load_study
+
+need("matplotlib", "regnet study analyze").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
-
-from .fit import fit_width_rule  # noqa: E402
-from .study import load_study  # noqa: E402
 
 __all__ = ["study_rows", "edf", "plot_edfs", "plot_trends", "best_models", "analyze"]
 

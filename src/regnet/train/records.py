@@ -6,10 +6,12 @@ import csv
 import io
 import json
 import os
+import sys
 
 import yaml
 
 from regnet.atomic import atomic_write, atomic_write_text
+from regnet.extras import MissingExtraError, need
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
            "images_per_sec", "seconds", "wall_seconds")
@@ -44,9 +46,23 @@ def write_json(path: str, obj: dict) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def plot_curves(path: str, history: list[dict], title: str) -> None:
-    """Loss and top-1 per epoch, train and validation, as a PNG."""
-    import matplotlib
+    """Loss and top-1 per epoch, train and validation, as a PNG (skipped, said once, without
+    matplotlib)."""
+    try:
+        matplotlib = need("matplotlib", "curves.png")
+    except MissingExtraError as err:
+        warn_once(f"{err}; no curves.png is drawn (metrics.csv / .jsonl hold the numbers)")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -80,8 +96,10 @@ class TensorBoardLog:
         if not enabled:
             return
         try:
+            need("tensorboard", "TensorBoard logging")
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
+        except ImportError as err:
+            warn_once(f"{err}; or turn it off with --no-tensorboard")
             return
         # purge_step drops events of epochs a killed run logged past its last checkpoint.
         self.writer = SummaryWriter(os.path.join(out, "tb"), purge_step=start_epoch + 1)
