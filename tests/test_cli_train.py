@@ -129,3 +129,27 @@ def test_demo_prints_table(capsys, tmp_path, monkeypatch):
     assert "model" in out and "val top-1" in out and "resnet20" in out and "272,570" in out
     assert str(tmp_path / "resnet20") in out
     assert (tmp_path / "resnet20" / "curves.png").exists()
+
+
+def test_eval_defaults_to_the_runs_own_evaluation_and_scores_other_folders_whole(tmp_path,
+                                                                                 capsys):
+    from PIL import Image
+    out = tmp_path / "run"
+    assert main(["train", "resnet20", *tiny_flags(eval_flip=True), "--out", str(out),
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the mirrored view averaged in, as the run evaluated: the training log's figure
+    assert main(["eval", str(out / "best.pt"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["flip"] is True and got["own_data"] is True and got["images"] == 50
+    assert got["top1"] == pytest.approx(summary["best_val_top1"])
+    # a plain folder of class subfolders (a test set): every one of its 1,000 images
+    folder = tmp_path / "test_set"
+    for c in range(10):
+        (folder / str(c)).mkdir(parents=True)
+        for i in range(100):
+            Image.new("RGB", (16, 16), (25 * c, 2 * i, 128)).save(folder / str(c) / f"{i}.png")
+    assert main(["eval", str(out / "best.pt"), "--dataset", "imagefolder", "--data-dir",
+                 str(folder)]) == 0
+    line = capsys.readouterr().out
+    assert f"on imagefolder {folder}: 1000 images (every image of other data" in line

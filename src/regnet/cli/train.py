@@ -71,11 +71,16 @@ def register(sub) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--dataset", help="default: the checkpoint's")
     p.add_argument("--data-dir", help="default: the checkpoint's")
-    p.add_argument("--split", choices=("val", "test", "train"), default="val")
-    p.add_argument("--val-split", type=int, help="default: the checkpoint's (same seed, same split)")
+    p.add_argument("--split", choices=("val", "test", "train"), default=None,
+                   help="default: the split the run validated on; on another folder, its val "
+                        "split if it has one, else every image in it")
+    p.add_argument("--val-split", type=int,
+                   help="images to carve off for validation (default: the checkpoint's own carve "
+                        "on its own data, same seed; none on other data)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
-    p.add_argument("--flip", action="store_true", help="average with the mirrored view")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the mirrored view (default: as the run evaluated)")
     p.add_argument("--json", action="store_true", help="one JSON object: top1, top5, loss, images")
     p.set_defaults(func=cmd_eval)
 
@@ -135,16 +140,25 @@ def cmd_eval(args) -> int:
     from regnet.train.engine import resolve_amp
 
     model, meta = load_model(args.checkpoint)
-    saved = meta.get("config", {})
+    saved = meta.get("config") or {}
     dataset = args.dataset or meta["dataset"]
+    own_dir = saved.get("data_dir")
+    # The checkpoint's own data gets its own validation carve; any other folder is scored whole.
+    own_data = dataset == meta["dataset"] and (
+        args.data_dir is None or (own_dir is not None
+                                  and os.path.realpath(args.data_dir) == os.path.realpath(own_dir)))
     val_split = args.val_split if args.val_split is not None else (
-        saved.get("val_split", 0) if dataset == meta["dataset"] else 0)
-    splits = build_datasets(dataset, args.data_dir or saved.get("data_dir"), val_split,
+        saved.get("val_split", 0) if own_data else 0)
+    data_dir = args.data_dir or own_dir
+    splits = build_datasets(dataset, data_dir, val_split,
                             saved.get("split_seed", saved.get("seed", 0)),
                             image_size=saved.get("image_size"),
                             cache_dir=saved.get("cache_dir"),
                             data_mode=saved.get("data_mode", "auto"), stats=False)
-    ds = splits.split(args.split)
+    split = args.split or (splits.eval_split if own_data else None) or (
+        "val" if splits.val is not None else "train")
+    flip = saved.get("eval_flip", False) if args.flip is None else args.flip
+    ds = splits.split(split)
     if ds.num_classes != meta["num_classes"]:
         raise CLIError(f"{dataset} has {ds.num_classes} classes but the checkpoint's model "
                        f"predicts {meta['num_classes']}")
@@ -158,14 +172,20 @@ def cmd_eval(args) -> int:
     start = time.perf_counter()
     result = evaluate(model, loader, device=torch.device("cpu"),
                       amp_dtype=resolve_amp(args.amp, torch.device("cpu")), dist=DistInfo(),
-                      flip=args.flip)
+                      flip=flip)
     result["seconds"] = time.perf_counter() - start
+    where = f"{dataset}" + (f" {data_dir}" if data_dir else "")
+    settings = {"split": split, "val_split": val_split, "flip": flip, "images": len(ds),
+                "source": where, "own_data": own_data}
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "model": meta["model"],
-                          "dataset": dataset, "split": args.split, **result}))
+                          "dataset": dataset, **settings, **result}))
     else:
-        print(f"{meta['model']} on {dataset}/{args.split} ({result['images']} images): "
-              f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
+        scope = (f"its own {split} split" if own_data else
+                 f"{'the val split' if split == 'val' else 'every image'} of other data")
+        print(f"{meta['model']} on {where}: {result['images']} images ({scope}; mirrored view "
+              f"{'averaged' if flip else 'off'}): top-1 {result['top1']:.2f}%  "
+              f"top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
     return 0
 
 
