@@ -139,3 +139,19 @@ def test_unknown_cell_and_conv_names():
 def test_the_dense_gate_conv_refuses_the_light_convs_fused_layout():
     with pytest.raises(ValueError, match="layout of the light gate conv"):
         create_cell("gru", N, "dense", "fused")
+
+
+def test_counted_and_executed_multiply_adds_of_the_light_gate_conv():
+    import regnet
+    model = regnet.create_model("regnet20_lstm")
+    counted, executed = complexity(model), complexity(model, executed=True)
+    assert counted["macs"] == 49_316_480 and counted["params"] == executed["params"]
+    # The 1x1 step runs dense over [X, H]: 2N multiply-adds per output instead of 2. Per stage
+    # (width N, map S x S, 3 blocks, 4 gates): 3 * 4N * S^2 * (2N - 2).
+    extra = sum(3 * 4 * n * s * s * (2 * n - 2) for n, s in ((16, 32), (32, 16), (64, 8)))
+    assert executed["macs"] - counted["macs"] == extra
+    # the fused layout runs the grouped 1x1 itself: counted and executed agree, and its outputs
+    # are counted (activations as many as the separate layout's)
+    fused = regnet.create_model("regnet20_lstm", gates="fused")
+    assert complexity(fused)["macs"] == complexity(fused, executed=True)["macs"]
+    assert complexity(fused)["acts"] == counted["acts"]

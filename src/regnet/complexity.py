@@ -33,11 +33,14 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def complexity(model_or_name, input_size=None, num_classes: int | None = None) -> dict:
+def complexity(model_or_name, input_size=None, num_classes: int | None = None,
+               executed: bool = False) -> dict:
     """Return `{"params", "flops", "macs", "acts", "input_size"}` for one input (batch 1).
 
     `input_size` is an int (square image), a (H, W) / (C, H, W) / (C, T, H, W) tuple, or None for
-    the model's default.
+    the model's default. `executed=True` counts the form a layer runs rather than the one the
+    papers count, where they differ (a conv with `executed_fan_in`: the regulator's light gate
+    conv, evaluated as a dense block-sparse 1x1 for speed).
     """
     if isinstance(model_or_name, str):
         model = create_model(model_or_name, num_classes=num_classes)
@@ -50,6 +53,8 @@ def complexity(model_or_name, input_size=None, num_classes: int | None = None) -
 
     def conv_hook(m, inputs, out):
         per_out = m.in_channels // m.groups * math.prod(m.kernel_size)
+        if executed:
+            per_out = getattr(m, "executed_fan_in", per_out)
         n = _per_sample(out)
         totals["macs"] += n * per_out
         totals["flops"] += n * per_out + (n if m.bias is not None else 0)

@@ -43,12 +43,20 @@ class PairConv(nn.Conv2d):
     1x1 runs at matrix-multiply speed, while a grouped conv of 2-channel groups (and the
     interleaving copy it needs) is among the slowest kernels there are. It is still an
     `nn.Conv2d` with the grouped conv's parameters, and complexity hooks count the grouped
-    conv it is (2 multiply-adds + bias per output), not the dense form used to evaluate it.
+    conv it is (2 multiply-adds + bias per output), not the dense form used to evaluate it
+    (`executed_fan_in`: 2N, what `complexity(..., executed=True)` counts).
+    `group_major=True` (the fused layout, whose 3x3 groups a channel's g gate maps) evaluates
+    the literal grouped conv instead, with group-major outputs.
     """
 
-    def __init__(self, chs: int, gates: int):
+    def __init__(self, chs: int, gates: int, group_major: bool = False):
         super().__init__(2 * chs, gates * chs, 1, groups=chs, bias=True)
-        self.chs, self.gates = chs, gates
+        self.chs, self.gates, self.group_major = chs, gates, group_major
+
+    @property
+    def executed_fan_in(self) -> int:
+        """Multiply-adds per output element of the form `forward` runs."""
+        return 2 if self.group_major else 2 * self.chs
 
     def dense_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(gN, 2N, 1, 1) gate-major weight over [X, H] and its gate-major bias."""
@@ -58,6 +66,8 @@ class PairConv(nn.Conv2d):
         return dense.reshape(g * n, 2 * n, 1, 1), self.bias.view(n, g).t().reshape(-1)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.group_major:
+            return self.forward_reference(x, h)
         weight, bias = self.dense_weight()
         return F.conv2d(torch.cat((x, h), 1), weight, bias)
 
@@ -82,15 +92,16 @@ class LightGateConv(nn.Module):
             raise ValueError(f"unknown gate layout {layout!r}; expected one of "
                              f"{', '.join(GATE_LAYOUTS)}")
         self.chs, self.gates, self.layout = chs, gates, layout
-        self.pw = PairConv(chs, gates)
+        self.pw = PairConv(chs, gates, group_major=layout != "separate")
         if layout == "separate":
             self.dw = GateDepthwise(chs, gates)
         else:  # N groups of g maps: each 3x3 filter sees all gates of its channel
             self.dw = nn.Conv2d(gates * chs, gates * chs, 3, padding=1, groups=chs, bias=True)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        if self.layout != "separate":  # the fused 3x3 needs group-major channels
-            return self.forward_reference(x, h)
+        if self.layout != "separate":  # group-major (k*g + j) -> gate-major (j*N + k)
+            y = self.dw(self.pw(x, h))
+            return y.unflatten(1, (self.chs, self.gates)).transpose(1, 2).flatten(1, 2)
         return self.dw(self.pw(x, h))
 
     def forward_reference(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
