@@ -56,3 +56,34 @@ def test_closed_pipe_is_quiet():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_every_flag_of_every_command_has_help():
+    import argparse
+
+    from regnet.cli import build_parser
+
+    def walk(parser, path):
+        missing = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        return missing
+
+    assert walk(build_parser(), "regnet") == []
+
+
+def test_train_help_comes_from_the_config_comments(capsys):
+    import pytest
+
+    from regnet.cli import main
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "SAM's ascent radius (Foret et al. 2021); 0: plain SGD." in text
+    assert "(default: 0.0)" in text and "regnet recipes" in text
+    assert main(["recipes"]) == 0
+    assert "cifar10_fast " in capsys.readouterr().out

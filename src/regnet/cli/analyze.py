@@ -23,7 +23,7 @@ def register(sub) -> None:
     cmds.required = True
 
     f = cmds.add_parser("features", help="feature maps O^t (and memory H^t) of consecutive blocks")
-    f.add_argument("checkpoint")
+    f.add_argument("checkpoint", help="a trained checkpoint (.pt)")
     f.add_argument("--compare", metavar="CHECKPOINT2", help="a second model shown below the first")
     f.add_argument("--image", required=True, help="an image file (resized + centre-cropped)")
     f.add_argument("--stage", type=int, default=1, help="stage whose blocks are shown (1-based)")
@@ -33,10 +33,10 @@ def register(sub) -> None:
     f.set_defaults(func=cmd_features)
 
     q = cmds.add_parser("probe", help="linear classifiers on the pooled outputs of the last blocks")
-    q.add_argument("checkpoint")
+    q.add_argument("checkpoint", help="a trained checkpoint (.pt)")
     q.add_argument("--compare", metavar="CHECKPOINT2", help="a second model, bars side by side")
     q.add_argument("--dataset", required=True, help="cifar10, cifar100, imagefolder or digits")
-    q.add_argument("--data-dir", default=None)
+    q.add_argument("--data-dir", default=None, help="default: the checkpoint's")
     q.add_argument("--val-split", type=int, default=0,
                    help="carve N validation images from train (as the training run did)")
     q.add_argument("--split", default=None, help="evaluation split: val or test (default: val "
@@ -45,8 +45,8 @@ def register(sub) -> None:
     q.add_argument("--train-images", type=int, default=5000,
                    help="training images the probes are fitted on (0 = all)")
     q.add_argument("--eval-images", type=int, default=0, help="evaluation images (0 = all)")
-    q.add_argument("--batch-size", type=int, default=256)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
+    q.add_argument("--seed", type=int, default=0, help="the probe's seed (default 0)")
     q.add_argument("--out", required=True, help="folder for probe.json, probe.md, probe.png")
     q.set_defaults(func=cmd_probe)
 

@@ -17,8 +17,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="parameters, FLOPs, activations and stage table of a model")
-    p.add_argument("model")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("model", help="a registered model or alias (`regnet list`)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classifier classes (default: the variant's own)")
     p.add_argument("--input-size", type=int, nargs="+", default=None,
                    help="S (square), H W, or C H W; default: the model's own")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -25,27 +25,28 @@ def register(sub) -> None:
     q.add_argument("--space", required=True, help="anynetx_a..anynetx_e, regnet(x), regnety")
     q.add_argument("--flops", help="FLOP band LOW:HIGH, e.g. 360M:400M (default: the preset's)")
     q.add_argument("-n", type=int, default=None, help="models to sample (default: the preset's)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
     q.add_argument("--out", required=True, help="new study folder")
     q.add_argument("--preset", default=None,
                    help="regime: input size, stem, band, recipe (`regnet study presets`)")
     q.set_defaults(func=cmd_sample)
 
     r = ss.add_parser("run", help="train every model of a study that has no result yet")
-    r.add_argument("study")
+    r.add_argument("study", help="the study folder written by `regnet study sample`")
     r.add_argument("--recipe", default=None, help="recipe name or YAML path (over the preset's)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training option over the recipe (repeatable), e.g. --set epochs=2")
     r.add_argument("--data-dir", default=None, help="dataset folder (same as --set data_dir=)")
     r.add_argument("--workers", type=int, default=1, help="models trained at once")
-    r.add_argument("--backend", choices=("local", "ray"), default="local")
+    r.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local worker processes, or a Ray cluster (the ray extra)")
     r.add_argument("--ray-address", default=None,
                    help="Ray cluster address (default: start a local cluster)")
     r.add_argument("--limit", type=int, default=None, help="train at most this many models")
     r.set_defaults(func=cmd_run)
 
     a = ss.add_parser("analyze", help="EDFs, trends, best models; PNGs and a report")
-    a.add_argument("studies", nargs="+")
+    a.add_argument("studies", nargs="+", help="study folders to compare")
     a.add_argument("--out", required=True, help="folder for the PNGs and report.md/.html")
     a.add_argument("--label", action="append", default=None, help="legend label per study")
     a.add_argument("--top", type=int, default=10, help="best models listed per study")
@@ -54,7 +55,7 @@ def register(sub) -> None:
     f = ss.add_parser("fit", help="fit the linear width rule (w0, wa, wm) to a model's widths")
     f.add_argument("model", nargs="?", help="registered model name")
     f.add_argument("--widths", help="per-block widths, comma-separated, instead of a model")
-    f.add_argument("--json", action="store_true")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
     f.set_defaults(func=cmd_fit)
 
     ps = ss.add_parser("presets", help="list the study presets and design spaces")

@@ -29,19 +29,22 @@ def _parse_optional(kind):
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     from regnet.train import TrainConfig
 
+    helps, defaults = TrainConfig.field_help(), TrainConfig().to_dict()
     for f in dataclasses.fields(TrainConfig):
         if f.name in _SPECIAL:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
+        # The help is the field's comment in train/config.py (argparse's % needs escaping).
+        text = f"{helps[f.name]} (default: {defaults[f.name]})".replace("%", "%%")
         if kind == "bool":
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                           default=argparse.SUPPRESS)
+                           default=argparse.SUPPRESS, help=text)
             continue
         base = {"int": int, "float": float}.get(kind.split(" ")[0], str)
         p.add_argument(flag, dest=f.name, default=argparse.SUPPRESS,
                        type=_parse_optional(base) if "None" in kind else base,
-                       metavar=f.name.upper())
+                       metavar=f.name.upper(), help=text)
     p.add_argument("--milestones", type=int, nargs="*", default=argparse.SUPPRESS,
                    help="epochs at which a multistep schedule multiplies lr by gamma")
     p.add_argument("--freeze", action="append", default=argparse.SUPPRESS, metavar="PATTERN",
@@ -57,9 +60,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a registered model (resumes when --out holds its run)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model")
-    p.add_argument("--recipe", help="a shipped recipe name or a YAML path (`regnet train --list-"
-                                    "recipes` names them)")
+    p.add_argument("model", help="a registered model (`regnet list`)")
+    p.add_argument("--recipe", help="a shipped recipe name or a YAML path (`regnet recipes` "
+                                    "lists them)")
     p.add_argument("--out", help="output folder (default runs/MODEL_DATASET)")
     p.add_argument("--resume", action="store_true",
                    help="require a run in --out to continue (re-running resumes anyway)")
@@ -68,7 +71,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1 / top-5 / loss of a checkpoint on a dataset split")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint (.pt) or a safetensors export with its .json")
     p.add_argument("--dataset", help="default: the checkpoint's")
     p.add_argument("--data-dir", help="default: the checkpoint's")
     p.add_argument("--split", choices=("val", "test", "train"), default=None,
@@ -77,16 +80,21 @@ def register(sub) -> None:
     p.add_argument("--val-split", type=int,
                    help="images to carve off for validation (default: the checkpoint's own carve "
                         "on its own data, same seed; none on other data)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
+    p.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
+                   help="autocast dtype (default auto: bf16 where the CPU runs it natively)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored view (default: as the run evaluated)")
     p.add_argument("--json", action="store_true", help="one JSON object: top1, top5, loss, images")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("recipes", help="the shipped training recipes and what each is for")
+    p.set_defaults(func=cmd_recipes)
+
     p = sub.add_parser("demo", help="train resnet20 and a regulated net on digits (~1 minute)")
-    p.add_argument("--out", default=os.path.join("runs", "demo"))
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--out", default=os.path.join("runs", "demo"),
+                   help="folder of the demo's runs (default runs/demo)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the demo recipe's")
     p.add_argument("--models", nargs="+", default=None, help="default: resnet20 and regnet20_lstm")
     p.set_defaults(func=cmd_demo)
 
@@ -186,6 +194,17 @@ def cmd_eval(args) -> int:
         print(f"{meta['model']} on {where}: {result['images']} images ({scope}; mirrored view "
               f"{'averaged' if flip else 'off'}): top-1 {result['top1']:.2f}%  "
               f"top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}")
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from regnet.train.recipes import list_recipes, recipe_dir
+
+    for name in list_recipes():
+        first = next((line.lstrip("# ").strip() for line in
+                      (recipe_dir() / f"{name}.yaml").read_text().splitlines()
+                      if line.startswith("#")), "")
+        print(f"{name:<24} {first}")
     return 0
 
 

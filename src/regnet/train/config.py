@@ -20,10 +20,11 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 @dataclass(frozen=True)
 class TrainConfig:
     # What to train, on what.
-    model: str = "resnet20"
+    model: str = "resnet20"            # the registered model (positional on the command line)
     model_args: dict = field(default_factory=dict)   # overrides for create_model
-    dataset: str = "cifar10"
-    data_dir: str | None = None
+    dataset: str = "cifar10"           # cifar10 | cifar100 | imagefolder | digits (bundled)
+    data_dir: str | None = None        # the dataset's folder (CIFAR is downloaded into it when
+                                       # absent)
     val_split: int = 0                 # images carved from train (class-balanced, seeded)
     train_subset: int | None = None    # use only N training images
     image_size: int | None = None      # None: the dataset's own size
@@ -42,22 +43,22 @@ class TrainConfig:
     # Schedule and optimiser.
     optimizer: str = "sgd"             # sgd (momentum, nesterov) | adamw
     lr_scale: tuple = ()               # "PATTERN=F": parameters matching PATTERN train at F x lr
-    epochs: int = 10
+    epochs: int = 10                   # epochs to train (a resumed run may extend it)
     batch_size: int = 128              # global batch, split across distributed ranks
-    lr: float = 0.1
+    lr: float = 0.1                    # peak learning rate (after warm-up)
     lr_base_batch: int | None = None   # if set, lr is scaled by batch_size / lr_base_batch
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
+    momentum: float = 0.9              # SGD momentum
+    nesterov: bool = False             # Nesterov momentum
+    weight_decay: float = 1e-4         # L2 weight decay
     wd_exempt_norm_bias: bool = True   # no weight decay on BN parameters and biases
     schedule: str = "multistep"        # step | multistep | cosine | linear | constant
     milestones: tuple = ()             # epochs (multistep)
     step_size: int = 30                # epochs (step)
-    gamma: float = 0.1
+    gamma: float = 0.1                 # lr factor at each step / milestone
     min_lr: float = 0.0                # floor of cosine / linear decay
     warmup_epochs: float = 0.0         # linear warm-up from warmup_factor * lr
-    warmup_factor: float = 0.1
-    label_smoothing: float = 0.0
+    warmup_factor: float = 0.1         # warm-up starts at this fraction of lr
+    label_smoothing: float = 0.0       # cross-entropy label smoothing
     ema_decay: float = 0.0             # 0: off; e.g. 0.999 evaluates an EMA of the weights
     grad_clip: float = 0.0             # max global grad norm; 0: off
     sam_rho: float = 0.0               # SAM's ascent radius (Foret et al. 2021); 0: plain SGD.
@@ -65,8 +66,8 @@ class TrainConfig:
     eval_flip: bool = False            # also average the mirrored view at evaluation
     # Speed. The defaults are the fast path; each switch turns one piece off.
     amp: str = "auto"                  # auto (bf16 where supported) | bf16 | fp16 | off
-    channels_last: bool = True
-    compile: bool = False
+    channels_last: bool = True         # NHWC memory format (faster convolutions on CPU and GPU)
+    compile: bool = False              # torch.compile the model (first steps pay the compilation)
     threads: int = 0                   # 0: every core (divided among local ranks)
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     fast_data: bool = True             # batched in-memory augmentation; off: per-sample DataLoader
@@ -76,10 +77,11 @@ class TrainConfig:
     seed: int = 0                      # initialisation, augmentation and batch order
     split_seed: int = 0                # which images form val_split / train_subset: kept apart
                                        # from `seed` so runs of several seeds share one split
-    deterministic: bool = False
-    out: str = "runs/train"
+    deterministic: bool = False        # deterministic kernels (bit-exact reruns; slower)
+    out: str = "runs/train"            # the run folder: checkpoints, metrics, config.yaml
+                                       # (re-running into it resumes)
     eval_every: int = 1                # epochs
-    tensorboard: bool = True
+    tensorboard: bool = True           # TensorBoard events in OUT/tb (needs the tensorboard extra)
     progress: str = "auto"             # auto (bar on a terminal) | bar | line | none
     recipe: str | None = None          # the recipe this config came from (for the record)
 
@@ -140,6 +142,12 @@ class TrainConfig:
         return self.lr * self.batch_size / self.lr_base_batch if self.lr_base_batch else self.lr
 
     @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Each field's comment in this file (with the comment lines under it): the one source
+        of the `regnet train` flags' help."""
+        return _field_comments(cls)
+
+    @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
@@ -168,3 +176,19 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return self.from_dict({**self.to_dict(), **changes})
+
+
+def _field_comments(cls) -> dict[str, str]:
+    import inspect
+    import re
+    out, current = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        field_line = re.match(r"^    (\w+): [^=]+=.*?#\s?(.*)$", line)
+        if field_line:
+            current = field_line.group(1)
+            out[current] = field_line.group(2).strip()
+        elif current and re.match(r"^\s{8,}#", line):  # a continuation under the comment
+            out[current] += " " + line.strip().lstrip("#").strip()
+        else:
+            current = None
+    return out
