@@ -36,6 +36,7 @@ conv's input channels so the model takes RGB like every other model here.
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import torch
 
@@ -73,19 +74,28 @@ def pycls_key_to_ours(key: str) -> str:
             hit = re.match(pattern, rest)
             if hit:
                 return prefix + ours + rest[hit.end():]
-    raise KeyError(f"no mapping for reference key {key!r} (see regnet.models.convert)")
+    raise KeyError(f"no mapping for key {key!r} of a pycls state dict (see "
+                   "regnet.models.convert)")
+
+
+def rename_keys(state: dict, rename: Callable[[str], str | None], what: str) -> dict:
+    """`state` under the names `rename(key)` gives (tensors shared, not copied); a key it maps
+    to None, or two keys mapped to one name, is an error naming the key."""
+    out = {}
+    for key, value in state.items():
+        new = rename(key)
+        if new is None:
+            raise KeyError(f"no mapping for key {key!r} of a {what} state dict (see "
+                           "regnet.models.convert)")
+        if new in out:
+            raise KeyError(f"two keys of the {what} state dict map to {new!r}")
+        out[new] = value
+    return out
 
 
 def convert_pycls_state_dict(state: dict, bgr_to_rgb: bool = False) -> dict:
     """A reference (pycls) state dict -> ours, keys renamed, tensors shared (not copied)."""
-    if "model_state" in state and isinstance(state["model_state"], dict):
-        state = state["model_state"]
-    out = {}
-    for key, value in state.items():
-        new = pycls_key_to_ours(key)
-        if new in out:
-            raise KeyError(f"two reference keys map to {new!r}")
-        out[new] = value
+    out = rename_keys(_unwrap(state), pycls_key_to_ours, "pycls")
     if bgr_to_rgb:
         out["stem.conv.weight"] = out["stem.conv.weight"].flip(1)
     return out
@@ -122,30 +132,23 @@ def convert_resnet_layout_state_dict(state: dict) -> dict:
     # A max-pool first in `downsample` shifts the conv and BN to indices 1 and 2.
     pooled = {m.group(1, 2) for k in state if (m := _LAYER.match(k))
               and (d := _DOWNSAMPLE.match(m.group(3))) and d.group(1) == "2"}
-    out = {}
-    for key, value in state.items():
-        new = None
-        for pattern, ours in RESNET_LAYOUT_MAP:
-            if re.match(pattern, key):
-                new = re.sub(pattern, ours, key)
+
+    def rename(key: str) -> str | None:
         m = _LAYER.match(key)
-        if m:
-            stage, index, rest = m.groups()
-            prefix = f"s{stage}.b{int(index) + 1}."
-            d = _DOWNSAMPLE.match(rest)
-            if _BRANCH.match(rest):
-                new = prefix + rest
-            elif d:
-                first = 1 if (stage, index) in pooled else 0
-                part = {first: "conv", first + 1: "bn"}.get(int(d.group(1)))
-                new = prefix + f"shortcut.{part}.{d.group(2)}" if part else None
-        if new is None:
-            raise KeyError(f"no mapping for key {key!r} of a torchvision-layout state dict "
-                           "(see regnet.models.convert.RESNET_LAYOUT_MAP)")
-        if new in out:
-            raise KeyError(f"two keys map to {new!r}")
-        out[new] = value
-    return out
+        if not m:
+            return _by_rules(key, RESNET_LAYOUT_MAP)
+        stage, index, rest = m.groups()
+        prefix = f"s{stage}.b{int(index) + 1}."
+        if _BRANCH.match(rest):
+            return prefix + rest
+        d = _DOWNSAMPLE.match(rest)
+        if d:
+            first = 1 if (stage, index) in pooled else 0
+            part = {first: "conv", first + 1: "bn"}.get(int(d.group(1)))
+            return prefix + f"shortcut.{part}.{d.group(2)}" if part else None
+        return None
+
+    return rename_keys(state, rename, "torchvision-layout")
 
 
 def load_resnet_layout(model: torch.nn.Module, state: dict) -> None:
@@ -175,39 +178,30 @@ _TV_PARTS = {"f.a.0.": "conv1.", "f.a.1.": "bn1.", "f.b.0.": "conv2.", "f.b.1.":
              "proj.0.": "shortcut.conv.", "proj.1.": "shortcut.bn."}
 
 
-def _rename(state: dict, rules, what: str) -> dict:
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in rules:
-            new, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        else:
-            raise KeyError(f"no mapping for key {key!r} of a {what} state dict (see "
-                           "regnet.models.convert)")
-        if new in out:
-            raise KeyError(f"two keys map to {new!r}")
-        out[new] = value
-    return out
+def _by_rules(key: str, rules) -> str | None:
+    """The first (pattern, replacement) rule that matches `key`, applied; None if none does."""
+    for pattern, repl in rules:
+        new, n = re.subn(pattern, repl, key)
+        if n:
+            return new
+    return None
 
 
 def convert_timm_regnet_state_dict(state: dict) -> dict:
-    return _rename(state, TIMM_REGNET_MAP, "timm RegNet")
+    return rename_keys(_unwrap(state), lambda k: _by_rules(k, TIMM_REGNET_MAP), "timm RegNet")
 
 
 def convert_torchvision_regnet_state_dict(state: dict) -> dict:
-    out = {}
-    for key, value in state.items():
+    def rename(key: str) -> str | None:
         m = _TV_BLOCK.match(key)
-        if m:
-            stage, index, rest = m.groups()
-            part = next((p for p in _TV_PARTS if rest.startswith(p)), None)
-            if part is None:
-                raise KeyError(f"no mapping for key {key!r} of a torchvision RegNet state dict")
-            out[f"s{stage}.b{int(index) + 1}.{_TV_PARTS[part]}{rest[len(part):]}"] = value
-        else:
-            out.update(_rename({key: value}, TORCHVISION_REGNET_MAP, "torchvision RegNet"))
-    return out
+        if not m:
+            return _by_rules(key, TORCHVISION_REGNET_MAP)
+        stage, index, rest = m.groups()
+        part = next((p for p in _TV_PARTS if rest.startswith(p)), None)
+        return None if part is None else \
+            f"s{stage}.b{int(index) + 1}.{_TV_PARTS[part]}{rest[len(part):]}"
+
+    return rename_keys(_unwrap(state), rename, "torchvision RegNet")
 
 
 SOURCES = ("regnet", "pycls", "resnet_layout", "timm_regnet", "torchvision_regnet")
