@@ -59,7 +59,8 @@ def test_video_net_temporal_layout():
     assert model.default_input_size == (3, 16, 224, 224)
     with torch.no_grad():
         feats = model.forward_intermediates(torch.zeros(1, 3, 16, 32, 32), intermediates_only=True)
-    assert [tuple(f.shape[1:3]) for f in feats] == [(256, 16), (512, 16), (1024, 8), (2048, 4)]
+    assert [tuple(f.shape[1:3]) for f in feats] == [(64, 16), (256, 16), (512, 16), (1024, 8),
+                                                    (2048, 4)]  # the stem, then s1..s4
 
 
 def _smallest_cifar_net(family):

@@ -116,7 +116,7 @@ def test_resgroup_puts_the_widest_channels_on_the_grouped_3x3():
     for name, groups in (("resgroup50", (8, 16, 32, 64)), ("resgroupfix50", (64,) * 4),
                          ("iresgroup50", (8, 16, 32, 64)), ("iresgroupfix50", (64,) * 4)):
         model = regnet.create_model(name)
-        assert [i["num_chs"] for i in model.feature_info] == [128, 256, 512, 1024]
+        assert [i["num_chs"] for i in model.feature_info[1:]] == [128, 256, 512, 1024]
         for stage, g, w in zip(model.stages(), groups, (256, 512, 1024, 2048)):
             conv2 = stage.b2.conv2
             assert (conv2.in_channels, conv2.out_channels, conv2.groups) == (w, w, g), name
@@ -130,7 +130,7 @@ def test_ssd_trunk_shape_and_params():
     with torch.no_grad():
         (out,) = trunk(torch.zeros(1, 3, 300, 300))
     assert out.shape == (1, 1024, 38, 38)
-    assert trunk.feature_info[0]["reduction"] == 8
+    assert trunk.feature_info.reduction() == [8] and trunk.feature_info.channels() == [1024]
     # A classifier checkpoint loads into it; only the dropped stage 4 and head are left over.
     full = regnet.create_model("iresnet50")
     missing, unexpected = trunk.load_state_dict(full.state_dict(), strict=False)
@@ -138,12 +138,12 @@ def test_ssd_trunk_shape_and_params():
 
 
 def test_features_only_every_stage():
-    model = regnet.create_model("iresnet50", features_only=True, out_indices=(0, 1, 2, 3)).eval()
+    model = regnet.create_model("iresnet50", features_only=True, out_indices=(1, 2, 3, 4)).eval()
     with torch.no_grad():
         outs = model(torch.zeros(1, 3, 64, 64))
     assert [tuple(o.shape[1:]) for o in outs] == [(256, 16, 16), (512, 8, 8), (1024, 4, 4),
                                                   (2048, 2, 2)]
-    assert [i["reduction"] for i in model.feature_info] == [4, 8, 16, 32]
+    assert model.feature_info.reduction() == [4, 8, 16, 32]
 
 
 def test_grad_checkpointing_same_gradients_in_training_mode():

@@ -29,7 +29,7 @@ def test_model_zoo_table(name, classes, params, flops, acts, row):
     got = regnet.complexity(model)
     assert (got["params"], got["flops"], got["acts"]) == (params, flops, acts)
     depths = [len(s.blocks()) for s in model.stages()]
-    widths = [info["num_chs"] for info in model.feature_info]
+    widths = [info["num_chs"] for info in model.feature_info[1:]]
     assert depths == [int(v) for v in row["stage_depths"].split(",")]
     assert widths == [int(v) for v in row["stage_widths"].split(",")]
 

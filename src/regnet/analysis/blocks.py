@@ -21,10 +21,9 @@ class BlockRecord:
 
 def named_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     out = []
-    for info in model.feature_info:
-        stage = getattr(model, info["module"])
-        for i, block in enumerate(stage.blocks(), 1):
-            out.append((f"{info['module']}.b{i}", block))
+    for name in model.stage_names:
+        for i, block in enumerate(getattr(model, name).blocks(), 1):
+            out.append((f"{name}.b{i}", block))
     return out
 
 

@@ -15,7 +15,7 @@ __all__ = ["fit_width_rule", "block_widths"]
 
 def block_widths(model: nn.Module) -> list[int]:
     """Per-block output widths of a built network (stage width repeated over its blocks)."""
-    return [info["num_chs"] for info in model.feature_info
+    return [info["num_chs"] for info in model.feature_info[1:]  # [0] is the stem
             for _ in getattr(model, info["module"]).blocks()]
 
 

@@ -29,7 +29,8 @@ def create_model(name: str, num_classes: int | None = None, *, pretrained: bool 
     registered tag), a tag (`regnet.pretrained`), or a weights file of any source
     `regnet.models.convert` reads (ours, pycls, torchvision, timm, the iResNet authors'),
     loaded strictly; a classifier of another class count is re-initialised, and said so.
-    `features_only=True` returns a backbone giving the stage outputs at `out_indices`.
+    `features_only=True` returns a backbone giving the feature maps at `out_indices` (timm's
+    convention: 0 is the stem, i is stage s<i>; default all).
     """
     entry = get_entry(name)
     cfg = entry.cfg
@@ -67,5 +68,5 @@ def ssd_trunk(name: str = "iresnet50", **overrides) -> nn.Module:
     strict=False. Works for any registered net whose config has `strides`."""
     strides = list(overrides.pop("strides", get_entry(name).cfg.strides))
     strides[2] = 1
-    return create_model(name, features_only=True, out_indices=(2,), strides=tuple(strides),
+    return create_model(name, features_only=True, out_indices=(3,), strides=tuple(strides),
                         **overrides)

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
+from .features import FeatureInfo, resolve_out_indices
+
 
 class Stage(nn.Module):
     """Blocks b1..bM applied in order.
@@ -130,10 +132,15 @@ class Net(nn.Module):
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
         self.default_input_size = tuple(input_size)
         self.model_name = ""  # set by the registry
-        reduction, self.feature_info = stem_reduction, []
-        for i, (chs, stride) in enumerate(zip(stage_chs, strides), 1):
+        self.stage_names = [f"s{i}" for i in range(1, len(stages) + 1)]
+        # timm's convention: feature 0 is the stem's output, feature i stage s<i>'s.
+        # (A stem without `out_chs`, e.g. nn.Identity in a test, passes the input through.)
+        info, reduction = [{"num_chs": getattr(stem, "out_chs", input_size[0]),
+                            "reduction": stem_reduction, "module": "stem"}], stem_reduction
+        for name, chs, stride in zip(self.stage_names, stage_chs, strides):
             reduction *= stride
-            self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": f"s{i}"})
+            info.append({"num_chs": chs, "reduction": reduction, "module": name})
+        self.feature_info = FeatureInfo(info)
 
     @classmethod
     def from_specs(cls, stem: nn.Module, block: Callable[..., nn.Module],
@@ -147,7 +154,7 @@ class Net(nn.Module):
                    drop_rate=drop_rate)
 
     def stages(self) -> list[nn.Module]:
-        return [getattr(self, info["module"]) for info in self.feature_info]
+        return [getattr(self, name) for name in self.stage_names]
 
     # -- the interface ---------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,65 +182,55 @@ class Net(nn.Module):
 
     def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
                               intermediates_only: bool = False):
-        """Stage outputs at `indices` (0-based; an int n means the last n stages).
+        """The feature maps at `indices` of `feature_info` (0 = the stem, i = stage s<i>; an
+        int k = the last k; None = all), as timm's `forward_intermediates`.
 
         Returns the list, or `(final_features, list)` unless `intermediates_only`.
         """
-        take = _resolve_indices(indices, len(self.feature_info))
+        take = resolve_out_indices(indices, len(self.feature_info))
         x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages()):
+        outs = [x] if 0 in take else []
+        n = len(self.stage_names)
+        for i, stage in enumerate(self.stages(), 1):
+            if intermediates_only and i > max(take):
+                break
             x = stage(x)
-            if i == len(self.feature_info) - 1:
+            if i == n:
                 x = self.norm(x)
             if i in take:
                 outs.append(x)
-            if intermediates_only and i >= max(take):
-                break
         return outs if intermediates_only else (x, outs)
 
 
-def _resolve_indices(indices, n: int) -> list[int]:
-    if indices is None:
-        return list(range(n))
-    if isinstance(indices, int):
-        if not 0 < indices <= n:
-            raise ValueError(f"indices={indices} must be in 1..{n}")
-        return list(range(n - indices, n))
-    take = [i % n if -n <= i < n else None for i in indices]
-    if None in take:
-        raise ValueError(f"out_indices {list(indices)} out of range for {n} stages")
-    return sorted(take)
-
-
 class FeatureNet(nn.Module):
-    """A backbone that returns the stage outputs at `out_indices` (timm's `features_only`).
+    """A backbone that returns the feature maps at `out_indices` (timm's `features_only`:
+    index 0 is the stem, i is stage s<i>; default all).
 
     It keeps the classifier's module names (stem, s1, ...) so a classifier checkpoint loads into
     it with `strict=False` (only `head.*` is left over); stages past the last index are dropped.
+    `feature_info` is the classifier's, with these `out_indices`.
     """
 
     def __init__(self, net: Net, out_indices: Sequence[int] | None = None):
         super().__init__()
-        n = len(net.feature_info)
-        self.out_indices = _resolve_indices(out_indices, n)
+        self.feature_info = net.feature_info.from_other(out_indices)
+        self.out_indices = list(self.feature_info.out_indices)
         last = max(self.out_indices)
         self.stem = net.stem
-        self.stage_names = [net.feature_info[i]["module"] for i in range(last + 1)]
+        self.stage_names = net.stage_names[:last]
         for name in self.stage_names:
             self.add_module(name, getattr(net, name))
         # Pre-activation nets normalise only after the last stage; keep that when it is taken.
-        self.norm = net.norm if last == n - 1 else nn.Identity()
-        self.feature_info = [dict(net.feature_info[i], index=i) for i in self.out_indices]
+        self.norm = net.norm if last == len(net.stage_names) else nn.Identity()
         self.default_input_size = net.default_input_size
         self.model_name = net.model_name
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
-        outs = []
-        for i, name in enumerate(self.stage_names):
+        outs = [x] if 0 in self.out_indices else []
+        for i, name in enumerate(self.stage_names, 1):
             x = getattr(self, name)(x)
-            if i == len(self.stage_names) - 1:
+            if i == len(self.stage_names):
                 x = self.norm(x)
             if i in self.out_indices:
                 outs.append(x)

@@ -135,7 +135,7 @@ def regulate(net: Net, cfg: RegulatorCfg, stages: Sequence[int] | None = None) -
     The fuse conv and BN_h get the families' init (Kaiming fan-out, unit BN). The cell keeps
     PyTorch's default (fan-in) init: fan-out Kaiming would give its 2-input 1x1 groups a
     weight std of sqrt(2 / (gates * N)), making every gate ~ its bias at the start."""
-    n = len(net.feature_info)
+    n = len(net.stage_names)
     for i in (range(1, n + 1) if stages is None else stages):
         if not 1 <= i <= n:
             raise ValueError(f"stage {i} out of range 1..{n}")
