@@ -7,7 +7,8 @@ import importlib
 
 DIST = "regnet-lab"  # the distribution name (the import name is `regnet`)
 EXTRAS = {"matplotlib": "plots", "sklearn": "analysis", "tensorboard": "tensorboard",
-          "ray": "ray"}
+          "ray": "ray", "onnx": "export", "onnxscript": "export", "onnxruntime": "export",
+          "tqdm": "bar"}
 
 
 class MissingExtraError(ImportError):

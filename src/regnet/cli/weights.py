@@ -31,6 +31,23 @@ def register(sub) -> None:
                    metavar="KEY=VALUE", help="override a model config field (repeatable)")
     p.set_defaults(func=cmd_convert)
 
+    p = sub.add_parser("export", help="a checkpoint as ONNX, a torch.export program (.pt2) or "
+                                      "safetensors, optionally checked against eager")
+    p.add_argument("checkpoint", help="a checkpoint (.pt) or a safetensors export with its .json")
+    p.add_argument("--format", choices=("onnx", "pt2", "safetensors"), required=True,
+                   help="onnx (the export extra), pt2 (torch.export.save) or safetensors (+ a "
+                        "JSON sidecar)")
+    p.add_argument("--out", default=None, help="the file to write (default: the checkpoint's "
+                                               "name with the format's suffix)")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="a batch dimension of any size (default: fixed at --batch)")
+    p.add_argument("--batch", type=int, default=2, help="the example batch traced (default 2)")
+    p.add_argument("--check", action="store_true",
+                   help="compare the exported outputs with eager ones and print the max "
+                        "absolute difference (onnxruntime for ONNX when installed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_export)
+
 
 def cmd_weights(args) -> int:
     from regnet.pretrained import get_pretrained, list_pretrained
@@ -85,4 +102,25 @@ def cmd_convert(args) -> int:
     side = export_safetensors(ckpt, os.path.splitext(args.dst)[0] + ".safetensors")
     print(f"{entry.name} ({classes} classes) from {path}: wrote {args.dst}, "
           f"{os.path.splitext(args.dst)[0]}.safetensors and {side}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import json
+
+    from regnet.export import default_out, export_checkpoint
+
+    out = args.out or default_out(args.checkpoint, args.format)
+    result = export_checkpoint(args.checkpoint, out, args.format,
+                               dynamic_batch=args.dynamic_batch, check=args.check,
+                               batch=args.batch)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    shape = "x".join(map(str, result["input"][1:]))
+    print(f"wrote {out} ({args.format}, {result['model']}, input N x {shape}, batch "
+          f"{'dynamic' if args.dynamic_batch else result['input'][0]})")
+    if "max_abs_diff" in result:
+        print(f"check: max |exported - eager| = {result['max_abs_diff']:.3g} "
+              f"({result['checked_with']})")
     return 0
