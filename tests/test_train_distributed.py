@@ -12,11 +12,15 @@ def test_torchrun_two_processes_cpu(tmp_path):
     out = tmp_path / "ddp"
     cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "regnet", "train", "resnet20", *tiny_flags(epochs=2, batch_size=16),
-           "--out", str(out)]
+           "--out", str(out), "--progress", "line", "--log-every", "1"]
     done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    # Only rank 0 prints and writes: one line per epoch, one "done".
-    assert done.stdout.count("epoch 1/2") == 1 and done.stdout.count("done:") == 1
+    # Only rank 0 prints and writes: one line per step logged and per epoch, one "done".
+    assert done.stdout.count("epoch 1/2  lr") == 1 and done.stdout.count("done:") == 1
+    step = [line for line in done.stdout.splitlines() if line.startswith("epoch 2/2 step 2/4")]
+    assert len(step) == 1 and "eta 0:00:" in step[0] and "img/s" in step[0], done.stdout
+    log = (out / "train.log").read_text()
+    assert log.count("epoch 2/2 step 2/4") == 1 and log.count("epoch 2/2  lr") == 1
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     summary = json.loads((out / "summary.json").read_text())

@@ -122,7 +122,7 @@ def test_ddp_ascends_on_each_ranks_gradient_and_averages_the_second(tmp_path):
 
 
 def test_sam_flag_trains_and_is_recorded(tmp_path):
-    with pytest.raises(ValueError, match="sam_rho must be >= 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"--sam-rho must be >= 0 \(0: off\), got -0.1"):
         TrainConfig(sam_rho=-0.1)
     out = tmp_path / "sam"
     summary = train(tiny_cfg(out, epochs=1, sam_rho=0.05))

@@ -5,6 +5,7 @@ import json
 
 import torch
 
+from regnet.cli import CLIError
 from regnet.complexity import complexity
 from regnet.models.factory import create_model
 from regnet.registry import get_entry, list_models
@@ -36,8 +37,10 @@ def stage_table(model, input_shape) -> list[dict]:
     """Per stage: blocks, output width, groups of its grouped convs, output size."""
     rows = []
     with torch.no_grad():
-        _, feats = model.forward_intermediates(torch.zeros((1,) + tuple(input_shape)))
-    for info, feat in zip(model.feature_info, feats):
+        stages = range(1, len(model.feature_info))  # feature 0 is the stem
+        _, feats = model.forward_intermediates(torch.zeros((1,) + tuple(input_shape)),
+                                               indices=list(stages))
+    for info, feat in zip(model.feature_info[1:], feats):
         stage = getattr(model, info["module"])
         groups = sorted({m.groups for m in stage.modules()
                          if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) and m.groups > 1
@@ -48,10 +51,28 @@ def stage_table(model, input_shape) -> list[dict]:
     return rows
 
 
+def check_input_size(model, name: str, sizes: list[int]) -> None:
+    """Every side positive, and the spatial sides large enough that the last stage keeps a
+    2x2 map (BatchNorm's statistics need more than one value per channel)."""
+    from regnet.complexity import resolve_input_size
+    resolve_input_size(model, sizes[0] if len(sizes) == 1 else sizes)  # the number of sides
+    if any(s < 1 for s in sizes):
+        raise CLIError(f"--input-size wants positive sizes, got {' '.join(map(str, sizes))}")
+    reduction = max((f["reduction"] for f in model.feature_info), default=1)
+    spatial = sizes if len(sizes) == 1 else sizes[-2:]
+    if min(spatial) < 2 * reduction:
+        raise CLIError(f"--input-size {' '.join(map(str, sizes))} is too small for {name}: it "
+                       f"downsamples {reduction}x, so H and W must be at least {2 * reduction}")
+
+
 def cmd_info(args) -> int:
     entry = get_entry(args.model)
+    if args.num_classes is not None and args.num_classes < 1:
+        raise CLIError(f"--num-classes must be >= 1, got {args.num_classes}")
     model = create_model(entry.name, num_classes=args.num_classes)
     size = args.input_size[0] if args.input_size and len(args.input_size) == 1 else args.input_size
+    if args.input_size:
+        check_input_size(model, entry.name, args.input_size)
     counts = complexity(model, size)
     executed = complexity(model, size, executed=True)
     result = {"model": entry.name, "family": entry.family, "params": counts["params"],

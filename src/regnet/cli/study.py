@@ -29,6 +29,11 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, help="new study folder")
     q.add_argument("--preset", default=None,
                    help="regime: input size, stem, band, recipe (`regnet study presets`)")
+    q.add_argument("--dataset", default=None,
+                   help="the data the models are for (default: the preset's; without a preset "
+                        "imagefolder, the paper's ImageNet regime)")
+    q.add_argument("--data-dir", default=None, help="the dataset's folder, recorded in the study "
+                                                    "(`study run --data-dir` may give it later)")
     q.set_defaults(func=cmd_sample)
 
     r = ss.add_parser("run", help="train every model of a study that has no result yet")
@@ -76,8 +81,9 @@ def cmd_sample(args) -> int:
     from regnet.design.spaces import parse_band
     from regnet.design.study import create_study
     band = parse_band(args.flops) if args.flops else None
+    train = {k: v for k, v in (("dataset", args.dataset), ("data_dir", args.data_dir)) if v}
     meta = create_study(args.out, args.space, n=args.n, flops=band, seed=args.seed,
-                        preset=args.preset)
+                        preset=args.preset, train=train)
     s, c = meta["sampling"], meta["constraints"]
     print(f"{args.out}: {meta['n']} {meta['space']} models in {c['flops'][0] / 1e6:g}-"
           f"{c['flops'][1] / 1e6:g}MF (input {'x'.join(map(str, meta['base']['input_size']))}, "

@@ -91,7 +91,8 @@ def register(sub) -> None:
     p = sub.add_parser("recipes", help="the shipped training recipes and what each is for")
     p.set_defaults(func=cmd_recipes)
 
-    p = sub.add_parser("demo", help="train resnet20 and a regulated net on digits (~1 minute)")
+    p = sub.add_parser("demo", help="train resnet20 and a regulated net on digits (1-3 minutes "
+                                    "on 2 cores)")
     p.add_argument("--out", default=os.path.join("runs", "demo"),
                    help="folder of the demo's runs (default runs/demo)")
     p.add_argument("--epochs", type=int, default=None, help="default: the demo recipe's")
@@ -147,10 +148,15 @@ def cmd_eval(args) -> int:
     from regnet.train.distributed import DistInfo
     from regnet.train.engine import resolve_amp
 
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
     model, meta = load_model(args.checkpoint)
     saved = meta.get("config") or {}
     dataset = args.dataset or meta["dataset"]
     own_dir = saved.get("data_dir")
+    if own_dir and not os.path.isabs(own_dir) and meta.get("data_root"):
+        # A relative --data-dir was relative to where training ran; the absolute path is kept.
+        own_dir = own_dir if os.path.exists(own_dir) else meta["data_root"]
     # The checkpoint's own data gets its own validation carve; any other folder is scored whole.
     own_data = dataset == meta["dataset"] and (
         args.data_dir is None or (own_dir is not None

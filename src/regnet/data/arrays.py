@@ -86,6 +86,10 @@ def balanced_split(labels: torch.Tensor, num_classes: int, n_val: int, seed: int
     if n_val >= len(labels):
         raise DatasetError(f"--val-split {n_val} leaves no training images "
                            f"(the training set has {len(labels)})")
+    if 0 < n_val < num_classes:
+        raise DatasetError(f"--val-split {n_val} is smaller than the {num_classes} classes: a "
+                           f"class-balanced split needs at least one image of each; use "
+                           f"--val-split {num_classes} or more (or 0 for none)")
     gen = torch.Generator().manual_seed(int(seed))
     per_class, extra = divmod(n_val, num_classes)
     val_parts = []

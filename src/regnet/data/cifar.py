@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from regnet.log import get_logger
+
 from .arrays import ArrayDataset
 from .errors import DatasetError
 
@@ -64,7 +66,7 @@ def _download(src: CifarSource, data_dir: str) -> str:
         fd, tmp = tempfile.mkstemp(prefix=".download-", dir=data_dir)
         os.close(fd)
         try:
-            print(f"downloading {src.url} -> {path}", flush=True)
+            get_logger("data").info(f"downloading {src.url} -> {path}")
             with urllib.request.urlopen(src.url) as resp, open(tmp, "wb") as out:
                 shutil.copyfileobj(resp, out)
         except OSError as err:

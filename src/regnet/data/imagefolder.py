@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-from regnet.atomic import atomic_write
+from regnet.atomic import WriteError, atomic_write, sweep_stale
+from regnet.log import warn_once
 
 from .arrays import ArrayDataset
 from .errors import DatasetError
-from .streaming import FileDataset, centre_square, decode_rgb, open_image
+from .streaming import (FileDataset, centre_square, conversion_of, decode_rgb, open_image,
+                        report_conversions)
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 MODES = ("auto", "memory", "stream")
@@ -61,11 +64,14 @@ def list_images(root: str) -> tuple[list[str], list[int], tuple[str, ...]]:
     return paths, labels, classes
 
 
-def _decode(path: str, size: int | None) -> np.ndarray:
-    """RGB pixels; with `size`, shorter side to `size` and the central square kept."""
+def _decode(path: str, size: int | None) -> tuple[np.ndarray, str | None]:
+    """(RGB pixels, how its mode was converted); with `size`, shorter side to `size` and the
+    central square kept."""
     with open_image(path) as img:
+        note = conversion_of(img)
         rgb = decode_rgb(img, path)
-    return np.asarray(rgb if size is None else centre_square(rgb, size, size), dtype=np.uint8)
+    return (np.asarray(rgb if size is None else centre_square(rgb, size, size), dtype=np.uint8),
+            note)
 
 
 def _cache_key(root: str, paths: list[str], size: int | None) -> str:
@@ -90,6 +96,7 @@ def read_folder(root: str, size: int | None = None, cache_dir: str | None = None
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     cached = None
     if cache_dir:
+        sweep_stale(cache_dir)  # partial caches of writers that died (a full disk, kill -9)
         key = _cache_key(root, paths, size)
         cached = os.path.join(cache_dir, f"imagefolder-{key}.npy")
         if os.path.exists(cached):
@@ -101,15 +108,18 @@ def read_folder(root: str, size: int | None = None, cache_dir: str | None = None
                 pass  # a damaged cache is rebuilt below
     workers = threads or len(os.sched_getaffinity(0))
     with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
-        decoded = list(pool.map(lambda p: _decode(p, size), paths, chunksize=256))
+        decoded, notes = zip(*pool.map(lambda p: _decode(p, size), paths, chunksize=256))
+    report_conversions(Counter(notes), root)
     shapes = {a.shape for a in decoded}
     if len(shapes) > 1:
         raise DatasetError(f"images under {root} have {len(shapes)} different sizes (e.g. "
                            f"{sorted(shapes)[:2]}); set image_size to resize them on load")
     images = np.stack(decoded)
     if cached:
-        os.makedirs(cache_dir, exist_ok=True)
-        _save_atomic(cached, images)
+        try:
+            _save_atomic(cached, images)
+        except WriteError as err:  # the cache only saves time: train on without it
+            warn_once(f"{err}; continuing without the decode cache (set --cache-dir)")
     return ArrayDataset(torch.from_numpy(images), torch.tensor(labels), classes)
 
 

@@ -60,15 +60,67 @@ def open_image(path: str) -> Image.Image:
         raise DatasetError(f"cannot read image {path}: {err}") from None
 
 
+# How each Pillow mode becomes 8-bit RGB, said once per dataset (None: nothing to say).
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+CONVERSIONS = {
+    "RGB": None,
+    "L": "grayscale, copied to 3 channels",
+    "1": "1-bit, copied to 3 channels",
+    "P": "palette, expanded",
+    "RGBA": "RGBA, alpha dropped (colour kept as stored)",
+    "LA": "grayscale + alpha, alpha dropped",
+    "PA": "palette + alpha, alpha dropped",
+    "P+transparency": "palette with a transparent colour, transparency dropped",
+    "CMYK": "CMYK, converted without a colour profile",
+    "I;16": "16-bit, scaled to 8 bits (v / 257)",
+    "F": "32-bit float, clipped to 0-255",
+}
+
+
+def conversion_of(img: Image.Image) -> str | None:
+    """What `decode_rgb` does to an image of this mode, in words (None for RGB)."""
+    mode = img.mode
+    if mode in _SIXTEEN_BIT:
+        return CONVERSIONS["I;16"]
+    if mode == "P" and "transparency" in img.info:
+        return CONVERSIONS["P+transparency"]
+    return CONVERSIONS.get(mode, f"{mode}, converted by Pillow")
+
+
 def decode_rgb(img: Image.Image, path: str, at_least: tuple[int, int] | None = None
                ) -> Image.Image:
-    """RGB pixels; JPEGs decoded at the smallest 1/2^k scale no smaller than `at_least`."""
+    """8-bit RGB pixels, every mode converted explicitly (see `CONVERSIONS`): Pillow's own
+    convert("RGB") clips 16-bit values, so a 16-bit PNG would decode to solid white. JPEGs are
+    decoded at the smallest 1/2^k scale no smaller than `at_least`."""
     try:
         if at_least is not None:
             img.draft("RGB", at_least)
+        mode = img.mode
+        if mode == "RGB":
+            return img.convert("RGB")  # decodes (the lazy image becomes pixels)
+        if mode in _SIXTEEN_BIT or mode == "F":
+            values = np.asarray(img, dtype=np.float32)
+            if mode != "F":
+                values = values / 257.0  # 65535 -> 255 exactly
+            gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+            return Image.fromarray(gray, "L").convert("RGB")
+        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+            return img.convert("RGBA").convert("RGB")
         return img.convert("RGB")
     except (OSError, ValueError, SyntaxError) as err:
         raise DatasetError(f"cannot read image {path}: {err}") from None
+
+
+def report_conversions(counts: dict[str, int], where: str) -> None:
+    """One line per dataset: how many images of each non-RGB kind were converted, and how."""
+    notes = {k: v for k, v in counts.items() if k}
+    if notes:
+        from regnet.log import get_logger
+
+        total = sum(notes.values())
+        get_logger("data").warning(
+            f"{where}: {total} image(s) converted to 8-bit RGB: "
+            + "; ".join(f"{n} {note}" for note, n in sorted(notes.items())))
 
 
 def inception_box(w: int, h: int, rng: random.Random, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
@@ -107,6 +159,10 @@ def load_image(path: str, size: int, augment: str, train: bool, rng: random.Rand
     img = open_image(path)
     with img:
         w, h = img.size
+        note = conversion_of(img)
+        if note:  # a streamed dataset is never read whole: say each kind once per worker
+            from regnet.log import warn_once
+            warn_once(f"images converted to 8-bit RGB: {note} (first: {path})")
         if augment == "imagenet" and train:
             left, top, cw, ch = inception_box(w, h, rng)
             img = decode_rgb(img, path, (math.ceil(w * size / cw), math.ceil(h * size / ch)))

@@ -53,6 +53,26 @@ def read_jsonl(path: str) -> list[dict]:
     return out
 
 
+def study_train(preset, base: ModelBase, train: dict | None) -> dict:
+    """The training keys a new study records, so `study run` knows what data its models are
+    for: the preset's recipe, else the paper's regime when the models are the paper's
+    224x224 ImageNet ones; `train` (the caller's keys, e.g. a dataset) goes on top."""
+    own = dict(preset.train) if preset else (
+        dict(get_preset("paper").train) if base == ModelBase() else {})
+    return {**own, **(train or {})}
+
+
+def check_train_data(train: dict, path: str) -> None:
+    """Refuse a study run that has no dataset, or a dataset without its folder, before any of
+    its models is trained (rather than failing each of them)."""
+    dataset = train.get("dataset")
+    if not dataset:
+        raise StudyError(f"study {path} records no dataset: give one with `--set dataset=NAME "
+                         f"--data-dir DIR` (or sample with --dataset / a --preset)")
+    if dataset != "digits" and not train.get("data_dir"):
+        raise StudyError(f"study {path} trains on {dataset}: give its folder with --data-dir")
+
+
 def create_study(out: str, space: str, n: int | None = None, flops=None, seed: int = 0,
                  preset: str | None = None, base: ModelBase | None = None,
                  constraints: Constraints | None = None, train: dict | None = None) -> dict:
@@ -75,8 +95,7 @@ def create_study(out: str, space: str, n: int | None = None, flops=None, seed: i
     records, report = sample_space(space_obj, n, constraints, base, seed)
     meta = {"format": FORMAT, "space": space_obj.name, "description": space_obj.description,
             "n": n, "seed": seed, "preset": preset, "constraints": asdict(constraints),
-            "base": asdict(base), "train": dict(train if train is not None else
-                                                (p.train if p else {})),
+            "base": asdict(base), "train": study_train(p, base, train),
             "sampling": {"tried": report.tried, "seconds": round(report.seconds, 3),
                          "rejected": report.rejected},
             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -218,7 +237,8 @@ def run_study(path: str, recipe: dict | None = None, overrides: dict | None = No
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = int((overrides or {}).get("threads") or (recipe or {}).get("threads") or
                   max(1, (cores or 1) // workers))
-    _, configs, done_before = load_study(path)
+    meta, configs, done_before = load_study(path)
+    check_train_data({**meta.get("train", {}), **(recipe or {}), **(overrides or {})}, path)
     jobs = study_jobs(path, recipe, overrides, threads)
     if limit is not None:
         jobs = jobs[:limit]

@@ -9,6 +9,7 @@ Format "regnet-ckpt-1":
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -20,7 +21,11 @@ FORMAT = "regnet-ckpt-1"
 
 
 def save_checkpoint(path: str, ckpt: dict) -> None:
-    atomic_write(path, lambda f: torch.save(ckpt, f))
+    # Serialised in memory first: a full disk then fails in a plain write (ENOSPC, named by
+    # atomic_write) rather than deep inside torch's zip writer, and the old file stays.
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
 def load_checkpoint(path: str) -> dict:
@@ -64,9 +69,15 @@ def load_model(path: str, device: str | torch.device = "cpu"):
     mode; `meta` is the checkpoint without its tensors."""
     from regnet.models.factory import create_model
 
+    from regnet.models.convert import load_strict
+
     ckpt = load_checkpoint(path)
     model = create_model(ckpt["model"], num_classes=ckpt["num_classes"], **ckpt["model_args"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        load_strict(model, ckpt["state_dict"], f"checkpoint {path}'s")
+    except ValueError as err:
+        raise ValueError(f"{err}; the file's weights are not those of the model it names "
+                         f"({ckpt['model']}): it was edited or written by other code") from None
     meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "train_state")}
     return model.to(device).eval(), meta
 
@@ -79,7 +90,8 @@ def export_safetensors(ckpt: dict, path: str) -> str:
     tensors = {k: v.detach().contiguous() for k, v in ckpt["state_dict"].items()}
     sidecar = {k: ckpt.get(k) for k in ("format", "model", "model_args", "num_classes", "dataset",
                                        "classes", "mean", "std", "image_size", "augment",
-                                       "epoch", "val_top1", "recipe", "config")}
+                                       "epoch", "val_top1", "recipe", "config",
+                                       "data_root")}
     blob = st_save(tensors, metadata={"model": ckpt["model"], "format": FORMAT})
     atomic_write(path, lambda f: f.write(blob))
     side_path = os.path.splitext(path)[0] + ".json"

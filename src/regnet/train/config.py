@@ -6,15 +6,18 @@ written next to the run's outputs as `config.yaml`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from regnet.data.augment import KINDS as AUGMENTS
 from regnet.data.augment import CropFlip
 
 DATA_MODES = ("auto", "memory", "stream")
 SCHEDULES = ("step", "multistep", "cosine", "linear", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+PROGRESS_MODES = ("auto", "bar", "line", "none")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class TrainConfig:
     amp: str = "auto"                  # auto (bf16 where supported) | bf16 | fp16 | off
     channels_last: bool = True         # NHWC memory format (faster convolutions on CPU and GPU)
     compile: bool = False              # torch.compile the model (first steps pay the compilation)
-    threads: int = 0                   # 0: every core (divided among local ranks)
+    threads: int = 0                   # 0: the cores other processes leave free (1-min load
+                                       # average), divided among local ranks
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     fast_data: bool = True             # batched in-memory augmentation; off: per-sample DataLoader
     num_workers: int | None = None     # DataLoader workers of the per-sample loaders (streamed
@@ -82,16 +86,28 @@ class TrainConfig:
                                        # (re-running into it resumes)
     eval_every: int = 1                # epochs
     tensorboard: bool = True           # TensorBoard events in OUT/tb (needs the tensorboard extra)
-    progress: str = "auto"             # auto (bar on a terminal) | bar | line | none
+    progress: str = "auto"             # auto (a bar on a terminal, step lines off one) | bar |
+                                       # line | none (epoch lines only)
+    log_every: int = 0                 # a step line (loss, lr, img/s, ETA) every N steps; 0:
+                                       # one every 10 s where no bar is drawn
     recipe: str | None = None          # the recipe this config came from (for the record)
 
     def __post_init__(self):
-        if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.lr < 0 or self.weight_decay < 0:
-            raise ValueError("lr and weight_decay must be >= 0")
+        # Normalise YAML/CLI spellings so equal configs compare equal.
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        for name, (ok, wants) in _NUMERIC_RULES.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or not ok(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be {wants}, got {value!r}")
+        if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(
+                set(self.milestones)):
+            raise ValueError(f"--milestones must be increasing epochs >= 1, got "
+                             f"{list(self.milestones)}")
+        _check_device(self.device)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: "
                              f"{', '.join(OPTIMIZERS)}")
@@ -103,19 +119,15 @@ class TrainConfig:
         if self.data_mode not in DATA_MODES:
             raise ValueError(f"unknown data_mode {self.data_mode!r}; valid: "
                              f"{', '.join(DATA_MODES)}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.augment != "auto" and self.augment not in AUGMENTS:
+            raise ValueError(f"unknown augment {self.augment!r}; valid: auto, "
+                             f"{', '.join(AUGMENTS)}")
+        if self.progress not in PROGRESS_MODES:
+            raise ValueError(f"unknown progress {self.progress!r}; valid: "
+                             f"{', '.join(PROGRESS_MODES)}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
-        if self.sam_rho < 0:
-            raise ValueError(f"sam_rho must be >= 0, got {self.sam_rho}")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
-            raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
         _ = self.crop_flip  # building it raises on a bad crop_pad / crop_pad_mode / flip_mode
-        if self.val_split < 0:
-            raise ValueError(f"val_split must be >= 0, got {self.val_split}")
-        # Normalise YAML/CLI spellings so equal configs compare equal.
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "model_args", dict(self.model_args or {}))
 
     @property
@@ -176,6 +188,57 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return self.from_dict({**self.to_dict(), **changes})
+
+
+# Every numeric field's valid range, checked when the config is built (before any data is read
+# or any epoch is trained), so a bad flag costs nothing. NaN and infinities are refused too.
+_NUMERIC_RULES = {
+    "val_split": (lambda v: v >= 0, "an image count >= 0"),
+    "train_subset": (lambda v: v >= 1, "an image count >= 1"),
+    "image_size": (lambda v: v >= 8, "a side >= 8 px"),
+    "num_classes": (lambda v: v >= 1, ">= 1"),
+    "epochs": (lambda v: v >= 0, ">= 0"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "lr": (lambda v: v >= 0, "a finite number >= 0"),
+    "lr_base_batch": (lambda v: v >= 1, ">= 1"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "step_size": (lambda v: v >= 1, "an epoch count >= 1"),
+    "gamma": (lambda v: v > 0, "> 0"),
+    "min_lr": (lambda v: v >= 0, ">= 0"),
+    "warmup_epochs": (lambda v: v >= 0, ">= 0"),
+    "warmup_factor": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "grad_clip": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "sam_rho": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "threads": (lambda v: v >= 0, ">= 0 (0: fit to the free cores)"),
+    "num_workers": (lambda v: v >= 0, ">= 0"),
+    "seed": (lambda v: v >= 0, ">= 0"),
+    "split_seed": (lambda v: v >= 0, ">= 0"),
+    "eval_every": (lambda v: v >= 1, "an epoch count >= 1"),
+    "log_every": (lambda v: v >= 0, "a step count >= 0 (0: every 10 s off a terminal)"),
+}
+
+
+def _check_device(name: str) -> None:
+    """`auto`, `cpu`, `cuda` or `cuda:N`, and a CUDA device only where this PyTorch has one."""
+    import re
+
+    if name in ("auto", "cpu"):
+        return
+    if not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        why = ("this PyTorch is a CPU build" if torch.version.cuda is None
+               else "no CUDA device is visible")
+        raise ValueError(f"--device {name}: {why} (torch {torch.__version__}); use --device cpu "
+                         f"or auto, or install a CUDA build (make TORCH_INDEX=...)")
+    index = int(name.split(":")[1]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
 
 
 def _field_comments(cls) -> dict[str, str]:

@@ -68,31 +68,78 @@ class StepState:
     step: int = 0    # optimiser steps completed
 
 
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
 class Progress:
-    """A one-line bar redrawn in place on a terminal; silent otherwise (the caller prints one
-    line per epoch)."""
+    """Where an epoch stands, in one of two forms:
 
-    def __init__(self, mode: str, total: int, epoch: int, epochs: int, enabled: bool):
-        tty = sys.stdout.isatty()
-        self.on = enabled and (mode == "bar" or (mode == "auto" and tty))
-        self.total, self.prefix = total, f"epoch {epoch}/{epochs}"
-        self.last = 0.0
+    - a tqdm bar with its ETA on a terminal (`progress` auto or bar; tqdm is the `bar` extra);
+    - step lines through the `regnet` logger, which also reach `train.log` and cluster job logs:
+      every `log_every` steps, or every `interval` seconds when `log_every` is 0 (and `progress`
+      is auto or line). Each names the step, the loss so far this epoch, lr, img/s and the ETA
+      of the epoch and of the run.
 
-    def update(self, i: int, loss: float, ips: float) -> None:
+    The loss is read from the device only when something is printed, so a GPU is not
+    synchronised on every step.
+    """
+
+    def __init__(self, mode: str, total: int, epoch: int, epochs: int, enabled: bool, *,
+                 log_every: int = 0, interval: float = 10.0, world_size: int = 1):
+        from regnet.log import get_logger, warn_once
+
+        self.log = get_logger("train")
+        self.total, self.epoch, self.epochs = total, epoch, epochs
+        self.world_size = world_size
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        want_bar = enabled and (mode == "bar" or (mode == "auto" and sys.stdout.isatty()))
+        if want_bar:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step",
+                                leave=False, dynamic_ncols=True, file=sys.stdout)
+            except ImportError:
+                if mode == "bar":
+                    warn_once("--progress bar needs tqdm (pip install 'regnet-lab[bar]'); "
+                              "printing step lines instead")
+        self.every = log_every if enabled and mode != "none" else 0
+        self.interval = (interval if enabled and not log_every and self.bar is None
+                         and mode in ("auto", "line") else 0.0)
+
+    def update(self, i: int, loss_sum: torch.Tensor, seen: int, lr: float) -> None:
+        """After step `i` of the epoch; `loss_sum` is the epoch's summed loss over `seen`
+        images of this rank (a device tensor)."""
         now = time.monotonic()
-        if not self.on or (now - self.last < 0.2 and i < self.total):
+        if self.bar is not None:
+            if now - self.last >= 0.5 or i == self.total:
+                self.last = now
+                self.bar.set_postfix_str(f"loss {loss_sum.item() / max(seen, 1):.4f}  "
+                                         f"{self._ips(seen, now):,.0f} img/s", refresh=False)
+                self.bar.update(i - self.bar.n)
             return
+        due = (self.every and i % self.every == 0) or (
+            self.interval and now - self.last >= self.interval)
+        if not due or i == self.total:
+            return  # the epoch line follows the last step
         self.last = now
-        width = 24
-        fill = int(width * i / self.total)
-        sys.stdout.write(f"\r{self.prefix} [{'#' * fill}{'.' * (width - fill)}] {i}/{self.total}"
-                         f" loss {loss:.4f} {ips:,.0f} img/s ")
-        sys.stdout.flush()
+        per_step = (now - self.start) / i
+        epoch_eta = per_step * (self.total - i)
+        run_eta = epoch_eta + per_step * self.total * (self.epochs - self.epoch)
+        self.log.info(f"epoch {self.epoch}/{self.epochs} step {i}/{self.total}  loss "
+                      f"{loss_sum.item() / max(seen, 1):.4f}  lr {lr:.4g}  "
+                      f"{self._ips(seen, now):,.0f} img/s  eta {_clock(epoch_eta)} epoch, "
+                      f"{_clock(run_eta)} run")
+
+    def _ips(self, seen: int, now: float) -> float:
+        return seen * self.world_size / max(now - self.start, 1e-9)
 
     def close(self) -> None:
-        if self.on:
-            sys.stdout.write("\r\033[K")
-            sys.stdout.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state: StepState, *,
@@ -107,6 +154,11 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen, lr, start = 0, 0.0, time.perf_counter()
     sam = cfg.sam_rho > 0
+    # Reading the loss synchronises a GPU with the host: there the check runs every 25 steps
+    # (on a device flag), on a CPU at every step. A loss that went bad stops training within
+    # those steps; nothing is checkpointed mid-epoch, so the last good checkpoint is intact.
+    check_every = 1 if device.type == "cpu" else 25
+    bad = torch.zeros((), dtype=torch.bool, device=device)
     for i, (x, y) in enumerate(loader, 1):
         lr = lr_at(cfg, state.step, steps)
         set_lr(optimizer, lr)
@@ -115,13 +167,9 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
             with autocast(device, amp_dtype):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-            finite = bool(torch.isfinite(loss.detach()))
-            if dist.enabled:  # every rank must stop together, or the others wait forever
-                finite = all_sum([0.0 if finite else 1.0], dist)[0] == 0.0
-            if not finite:
-                raise NonFiniteLossError(
-                    f"loss became {loss.item()} at step {state.step + 1} (epoch "
-                    f"{state.epoch + 1}, batch {i}/{steps}); training stopped")
+            bad = bad | ~torch.isfinite(loss.detach())
+            if i % check_every == 0 or i == steps:
+                _check_finite(bad, loss, i, check_every, steps, state, dist)
             optimizer.zero_grad(set_to_none=True)
             _backward(loss, scaler)
         if sam:
@@ -148,7 +196,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
         loss_sum += loss.detach().double() * n
         correct += logits.detach().argmax(1).eq(y).sum()
         if progress is not None:
-            progress.update(i, loss.item(), seen * dist.world_size / (time.perf_counter() - start))
+            progress.update(i, loss_sum, seen, lr)
     if progress is not None:
         progress.close()
     seconds = time.perf_counter() - start
@@ -158,6 +206,22 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
             "train_top1": 100.0 * total_correct / max(total_seen, 1),
             "images_per_sec": total_seen / seconds if seconds > 0 else 0.0,
             "train_seconds": seconds}
+
+
+def _check_finite(bad: torch.Tensor, loss: torch.Tensor, i: int, every: int, steps: int,
+                  state: StepState, dist: DistInfo) -> None:
+    """Raise if a loss since the last check (`bad`, a device flag) was NaN or infinite."""
+    flag = float(bad.item())
+    if dist.enabled:  # every rank must stop together, or the others wait forever
+        flag = all_sum([flag], dist)[0]
+    if not flag:
+        return
+    since = i - every * ((i - 1) // every)   # steps covered by this check
+    now = state.step + 1
+    where = f"at step {now}" if since == 1 else f"within steps {now - since + 1}-{now}"
+    value = loss.item() if not torch.isfinite(loss).item() else "non-finite"
+    raise NonFiniteLossError(f"loss became {value} {where} (epoch {state.epoch + 1}, batch "
+                             f"{i}/{steps}); training stopped")
 
 
 def _backward(loss: torch.Tensor, scaler) -> None:

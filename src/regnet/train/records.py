@@ -6,12 +6,12 @@ import csv
 import io
 import json
 import os
-import sys
 
 import yaml
 
 from regnet.atomic import atomic_write, atomic_write_text
 from regnet.extras import MissingExtraError, need
+from regnet.log import warn_once
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
            "images_per_sec", "seconds", "wall_seconds")
@@ -44,15 +44,6 @@ def write_history(out: str, history: list[dict]) -> None:
 
 def write_json(path: str, obj: dict) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-_warned: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def plot_curves(path: str, history: list[dict], title: str) -> None:

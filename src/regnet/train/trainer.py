@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from regnet.atomic import sweep_stale
 from regnet.complexity import complexity
 from regnet.data import DataSplits, build_datasets, default_augment, make_loader
 from regnet.models.convert import load_weights
 from regnet.models.factory import create_model
 from regnet.pretrained import resolve_pretrained
+from regnet.log import ensure_console, get_logger, log_to_file
 from regnet.registry import ModelEntry, get_entry
 
 from . import records
@@ -31,6 +33,9 @@ from .engine import (NonFiniteLossError, Progress, StepState, evaluate, resolve_
 from .optim import build_optimizer, freeze
 
 
+log = get_logger("train")
+
+
 class RunDirError(ValueError):
     """The output folder holds a different run."""
 
@@ -38,8 +43,8 @@ class RunDirError(ValueError):
 # Config keys a resumed run may change: where and how it reports, how many threads / workers
 # compute the same numbers, and how long it runs (`epochs`, to extend a finished run). Any other
 # difference would mix two configurations in one run folder, so resuming refuses it.
-RESUME_MAY_CHANGE = frozenset({"out", "tensorboard", "progress", "epochs", "threads",
-                               "num_workers", "cache_dir"})
+RESUME_MAY_CHANGE = frozenset({"out", "tensorboard", "progress", "log_every", "epochs",
+                               "threads", "num_workers", "cache_dir"})
 
 
 def config_changes(saved: dict, new: dict) -> dict[str, tuple]:
@@ -57,9 +62,30 @@ def config_changes(saved: dict, new: dict) -> dict[str, tuple]:
             if k not in RESUME_MAY_CHANGE and norm(k, saved.get(k)) != norm(k, v)}
 
 
+def free_cores() -> tuple[int, int, float]:
+    """(cores this process may use, of them the ones other work leaves free, 1-min load).
+
+    The load average counts runnable threads of every process; a core another job keeps busy
+    makes a second compute thread here wait on it at each parallel region (measured: 2 threads
+    beside a busy core ran a demo epoch 3.4x slower than 1 thread)."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores, cores, 0.0
+    return cores, max(1, min(cores, cores - int(load + 0.25))), load
+
+
 def configure_runtime(cfg: TrainConfig, dist: DistInfo) -> int:
-    """Threads (every core, shared among this machine's ranks) and deterministic mode."""
-    threads = cfg.threads or max(1, len(os.sched_getaffinity(0)) // dist.local_world_size)
+    """Threads (the free cores, shared among this machine's ranks; or `cfg.threads`) and
+    deterministic mode."""
+    threads = cfg.threads
+    if not threads:
+        cores, free, load = free_cores()
+        threads = max(1, free // dist.local_world_size)
+        if free < cores and dist.is_main:
+            log.info(f"using {threads} thread(s) per process: {cores - free} of {cores} cores "
+                     f"are busy with other work (1-min load {load:.1f}); --threads N overrides")
     torch.set_num_threads(threads)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -192,9 +218,8 @@ def setup_run(cfg: TrainConfig, dist: DistInfo | None = None, device: torch.devi
         path, source = resolve_pretrained(entry.name, cfg.init_from)
         fresh = load_weights(net, path, source)
         if dist.is_main:
-            print(f"initialised from {path}" + (f"; re-initialised {', '.join(fresh)} for "
-                                                f"{num_classes} classes" if fresh else ""),
-                  flush=True)
+            log.info(f"initialised from {path}" + (f"; re-initialised {', '.join(fresh)} for "
+                                                   f"{num_classes} classes" if fresh else ""))
     frozen = freeze(net, cfg.freeze)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     net = net.to(device).to(memory_format=memory_format)
@@ -236,17 +261,22 @@ def setup_run(cfg: TrainConfig, dist: DistInfo | None = None, device: torch.devi
     meta = {"format": FORMAT, "model": entry.name, "model_args": cfg.model_args,
             "num_classes": num_classes, "dataset": cfg.dataset, "classes": list(splits.classes),
             "mean": mean, "std": std, "image_size": size, "augment": augment,
-            "recipe": cfg.recipe, "config": cfg.to_dict()}
+            "recipe": cfg.recipe, "config": cfg.to_dict(),
+            # Where the data was, absolute: `regnet eval` finds it from any working directory.
+            "data_root": os.path.realpath(cfg.data_dir) if cfg.data_dir else None}
     return Run(cfg, dist, device, threads, splits, train_loader, eval_loader, net, model,
                ema.module if ema is not None else net, optimizer, ema, amp_dtype, scaler, state,
                meta, extra, history, wall_before)
 
 
 def train(cfg: TrainConfig) -> dict:
+    """Set up and fit one run; its messages also go to OUT/train.log (rank 0)."""
+    ensure_console()
     device = resolve_device(cfg.device)
     dist = init_distributed(device.type)
     try:
-        return fit(setup_run(cfg, dist, device))
+        with log_to_file(os.path.join(cfg.out, "train.log") if dist.is_main else None):
+            return fit(setup_run(cfg, dist, device))
     finally:
         shutdown(dist)
 
@@ -258,11 +288,13 @@ def fit(run: Run) -> dict:
     main = dist.is_main
     if main:
         os.makedirs(cfg.out, exist_ok=True)
+        for stale in sweep_stale(cfg.out):  # a save interrupted by kill -9 in an earlier run
+            log.info(f"removed {stale}, left by an interrupted save")
         if not state.epoch:  # a resumed run's config.yaml is rewritten with its next checkpoint
             records.write_config(cfg.out, cfg.to_dict())
         records.write_history(cfg.out, history)
         if state.epoch:
-            print(f"resuming {cfg.out} from epoch {state.epoch} (step {state.step})", flush=True)
+            log.info(f"resuming {cfg.out} from epoch {state.epoch} (step {state.step})")
     tb = records.TensorBoardLog(cfg.out, cfg.tensorboard and main, state.epoch)
     best_top1 = max((r["val_top1"] for r in history if r.get("val_top1") is not None),
                     default=None)
@@ -274,15 +306,16 @@ def fit(run: Run) -> dict:
                       dist=dist, flip=cfg.eval_flip)
         run.extra["init_val_top1"] = ev["top1"]
         if main:
-            print(f"epoch 0 (initial weights)  val loss {ev['loss']:.4f} top1 {ev['top1']:.2f}",
-                  flush=True)
+            log.info(f"epoch 0 (initial weights)  val loss {ev['loss']:.4f} top1 "
+                     f"{ev['top1']:.2f}")
     try:
         while state.epoch < cfg.epochs:
             epoch = state.epoch + 1
             epoch_start = time.perf_counter()
             _seed_epoch(cfg, epoch, dist.rank)
             run.train_loader.set_epoch(epoch)
-            progress = Progress(cfg.progress, len(run.train_loader), epoch, cfg.epochs, main)
+            progress = Progress(cfg.progress, len(run.train_loader), epoch, cfg.epochs, main,
+                                log_every=cfg.log_every, world_size=dist.world_size)
             try:
                 row = train_one_epoch(run.model, run.train_loader, run.optimizer, cfg, state,
                                       device=device, amp_dtype=run.amp_dtype, scaler=run.scaler,
@@ -322,7 +355,7 @@ def fit(run: Run) -> dict:
             records.write_config(cfg.out, cfg.to_dict())  # describes last.pt from now on
             records.write_history(cfg.out, history)
             tb.log(row)
-            print(records.epoch_line(row, cfg.epochs), flush=True)
+            log.info(records.epoch_line(row, cfg.epochs))
             records.plot_curves(os.path.join(cfg.out, "curves.png"), history,
                                 f"{meta['model']} on {cfg.dataset}")
     finally:
