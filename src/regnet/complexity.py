@@ -40,8 +40,11 @@ def complexity(model_or_name, input_size=None, num_classes: int | None = None,
     `input_size` is an int (square image), a (H, W) / (C, H, W) / (C, T, H, W) tuple, or None for
     the model's default. `executed=True` counts the form a layer runs rather than the one the
     papers count, where they differ (a conv with `executed_fan_in`: the regulator's light gate
-    conv, evaluated as a dense block-sparse 1x1 for speed).
+    conv, evaluated as a dense block-sparse 1x1 in its eager form). Counting runs the eager
+    form: the fused CPU cell (`regnet.kernels.regcell`) calls no gate conv module, and it
+    executes exactly the counted multiply-adds (the 1x1 as 2 per output).
     """
+    from regnet.kernels.regcell import disabled
     if isinstance(model_or_name, str):
         model = create_model(model_or_name, num_classes=num_classes)
     else:
@@ -83,7 +86,7 @@ def complexity(model_or_name, input_size=None, num_classes: int | None = None,
         model.eval()
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
-        with torch.no_grad():
+        with torch.no_grad(), disabled():
             model(torch.zeros((1,) + shape, device=device))
     finally:
         for h in handles:

@@ -170,14 +170,28 @@ class _Cell(nn.Module):
     """`cell(x, state) -> new state`; state is a tuple of tensors (H,) or (H, C), None = zeros.
 
     `reference=True` routes every gate conv through its literal per-gate form (slow; for tests).
+    On CPU the light cells run the fused native kernel (`regnet.kernels.regcell`) where it
+    applies: the same map in one pass over the gate maps; `fused=False` keeps the eager form.
     """
 
     state_size = 1
+    cell_name = ""
 
     def __init__(self, chs: int):
         super().__init__()
         self.chs = chs
         self.reference = False
+        self.fused = True
+
+    def gate_convs(self) -> list[nn.Module]:
+        """The gate convs in the order the fused kernel takes them."""
+        raise NotImplementedError
+
+    def _fused(self, x, state):
+        if not self.fused:
+            return None
+        from regnet.kernels.regcell import fused_update
+        return fused_update(self, x, state)
 
     def zero_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(torch.zeros_like(x) for _ in range(self.state_size))
@@ -189,11 +203,19 @@ class _Cell(nn.Module):
 class ConvRNN(_Cell):
     """H = tanh(G([X, H]))."""
 
+    cell_name = "rnn"
+
     def __init__(self, chs: int, kind: str = "light", layout: str = "separate"):
         super().__init__(chs)
         self.gate = gate_conv(kind, chs, 1, layout)
 
+    def gate_convs(self):
+        return [self.gate]
+
     def forward(self, x, state=None):
+        fused = self._fused(x, state)
+        if fused is not None:
+            return fused
         (h,) = state if state is not None else self.zero_state(x)
         return (torch.tanh(self._gates(self.gate, x, h)),)
 
@@ -204,12 +226,20 @@ class ConvGRU(_Cell):
     The candidate reads r*H, so it cannot share a conv call with z and r: two stacked convs.
     """
 
+    cell_name = "gru"
+
     def __init__(self, chs: int, kind: str = "light", layout: str = "separate"):
         super().__init__(chs)
         self.zr = gate_conv(kind, chs, 2, layout)
         self.cand = gate_conv(kind, chs, 1, layout)
 
+    def gate_convs(self):
+        return [self.zr, self.cand]
+
     def forward(self, x, state=None):
+        fused = self._fused(x, state)
+        if fused is not None:
+            return fused
         (h,) = state if state is not None else self.zero_state(x)
         z, r = torch.sigmoid(self._gates(self.zr, x, h)).chunk(2, 1)
         cand = torch.tanh(self._gates(self.cand, x, r * h))
@@ -220,12 +250,19 @@ class ConvLSTM(_Cell):
     """i, f, o = sigmoid(G_ifo([X, H])); g = tanh(G_g([X, H])); C = f C + i g; H = o tanh(C)."""
 
     state_size = 2
+    cell_name = "lstm"
 
     def __init__(self, chs: int, kind: str = "light", layout: str = "separate"):
         super().__init__(chs)
         self.gates = gate_conv(kind, chs, 4, layout)  # gate order i, f, o, g
 
+    def gate_convs(self):
+        return [self.gates]
+
     def forward(self, x, state=None):
+        fused = self._fused(x, state)
+        if fused is not None:
+            return fused
         h, c = state if state is not None else self.zero_state(x)
         # Gate-major channels split by `chunk` (a split: backward concatenates the gate
         # gradients instead of zero-filling a full buffer per slice). Other forms of this
