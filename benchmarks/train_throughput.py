@@ -19,6 +19,8 @@ Usage (copy-paste from the repository root):
     .venv/bin/python benchmarks/train_throughput.py --models resnet20,regnet20_lstm \
         --out benchmarks/results/train_throughput_resnet20_regnet20_lstm.json
     .venv/bin/python benchmarks/train_throughput.py --models resnet20 --amp off   # fp32 fast path
+    .venv/bin/python benchmarks/train_throughput.py --models resnet20,regnet20_lstm --eager-cell
+        # regulated nets also with the eager cell (fused native cell vs PyTorch ops)
     .venv/bin/python benchmarks/train_throughput.py --models resnet20 \
         --data-dir /work/shared/data/cifar10-jpg/train        # real JPEG-decoded images
 Peak memory: the resident-set high-water mark of each timed phase (VmHWM reset before it, but
@@ -35,6 +37,7 @@ thread. Measure on a quiet machine, or pass --threads 1 and say so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -75,6 +78,9 @@ def parse_args(argv=None):
                         "'fast', the others 'fast_amp_<mode>'")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path's model")
+    p.add_argument("--eager-cell", action="store_true",
+                   help="also time each regulated model with its cells in the eager PyTorch "
+                        "form (REGNET_FUSED_CELL=0): 'fast_eager_cell', beside the fused one")
     p.add_argument("--threads", type=int, default=0, help="0: every core (regnet train's rule)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--num-workers", type=int, default=0, help="reference DataLoader workers")
@@ -123,6 +129,13 @@ def main(argv=None) -> dict:
                 fast = fast_train_throughput(cfg, ds, mean, std, args.steps, args.warmup)
                 runs[m][key].append(fast)
                 line += f", {key} {fast['images_per_s']:.0f} img/s ({fast['dtype']})"
+            if args.eager_cell and _regulated(m):
+                cfg = fast_config(m, args.batch_size, args.amp[0], args.channels_last,
+                                  args.compile, args.threads, args.device)
+                with _cells_eager():
+                    fast = fast_train_throughput(cfg, ds, mean, std, args.steps, args.warmup)
+                runs[m].setdefault("fast_eager_cell", []).append(fast)
+                line += f", eager cell {fast['images_per_s']:.0f} img/s"
             print(line, file=sys.stderr, flush=True)
 
     results = {}
@@ -139,7 +152,8 @@ def main(argv=None) -> dict:
         if args.reference:
             entry["fast_over_reference"] = (entry["fast"]["images_per_s"]
                                             / entry["reference"]["images_per_s"])
-        for key in list(variants)[1:]:
+        for key in list(variants)[1:] + (["fast_eager_cell"] if "fast_eager_cell" in entry
+                                         else []):
             entry[f"{key}_over_fast"] = (entry[key]["images_per_s"]
                                          / entry["fast"]["images_per_s"])
         results[m] = entry
@@ -152,11 +166,37 @@ def main(argv=None) -> dict:
                            "warmup": args.warmup, "repeats": args.repeats, "amp": args.amp,
                            "threads": torch.get_num_threads(),
                            "channels_last": args.channels_last, "compile": args.compile,
+                           "fused_cell": _fused_cell_state(),
                            "image_size": args.image_size, "num_workers": args.num_workers},
               "models": results, "fast_ratio_vs_first_model": ratios}
     write_result(args.out, result, quiet=args.quiet)
     print_summary(result)
     return result
+
+
+def _fused_cell_state() -> str:
+    from regnet import kernels
+    from regnet.kernels import regcell
+    return "on" if regcell.available() else f"off: {kernels.build_error('regcell')}"
+
+
+def _regulated(model: str) -> bool:
+    from regnet import create_model
+    from regnet.models.regulated import regulated_stages
+    return bool(regulated_stages(create_model(model)))
+
+
+@contextlib.contextmanager
+def _cells_eager():
+    old = os.environ.get("REGNET_FUSED_CELL")
+    os.environ["REGNET_FUSED_CELL"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["REGNET_FUSED_CELL"]
+        else:
+            os.environ["REGNET_FUSED_CELL"] = old
 
 
 def data_only(args, ds, mean, std, data_desc: str, device) -> dict:

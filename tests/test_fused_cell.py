@@ -12,8 +12,8 @@ from regnet import create_model, kernels
 from regnet.kernels import regcell
 from regnet.models.cells import CELLS, create_cell
 
-pytestmark = pytest.mark.skipif(not regcell.available(),
-                                reason=f"fused cell not built here: {kernels.build_error('regcell')}")
+pytestmark = pytest.mark.skipif(
+    not regcell.available(), reason=f"fused cell not built here: {kernels.build_error('regcell')}")
 
 
 def _cell(name, n, dtype, seed=0):

@@ -1,10 +1,12 @@
 """The fused light-gate cell (`regcell.cpp`) as an autograd function over the cells' weights.
 
 `fused_update(cell, x, state)` returns the cell's new state, or None where the fused kernel
-does not apply (then the cell runs its eager form): CPU tensors of 4 dims in float32,
-bfloat16 or float64 with a multiple of 8 channels (4 in float64), the light gate conv in its canonical (separate) layout, the kernel built,
-not under `torch.compile`/tracing/export (those see the eager form, which they can lower), and
-not switched off (`REGNET_FUSED_CELL=0`, `REGNET_NATIVE=0` or the `disabled()` context).
+does not apply (then the cell runs its eager form). It applies to CPU tensors of 4 dims in
+float32, bfloat16 or float64 with a multiple of 8 channels (4 in float64), the light gate conv
+in its canonical (separate) layout, the kernel built, not under `torch.compile`/tracing/export
+(those see the eager form, which they can lower), and not switched off (`REGNET_FUSED_CELL=0`,
+`REGNET_NATIVE=0` or the `disabled()` context). Any layout goes in; the kernel works in NHWC
+(channels_last), so NCHW inputs are converted and the new state is channels_last.
 
 The kernel's parameter blocks are differentiable views of the stored weights (a few
 kilobytes: `pack`), so autograd maps their gradients back to `pw`/`dw` as it would for the
@@ -27,6 +29,9 @@ __all__ = ["available", "disabled", "fused_update", "pack"]
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1, torch.float64: 2}
 _CELL_IDS = {"rnn": 0, "gru": 1, "lstm": 2}
 _state = {"off": 0}
+# When a list, every kernel call appends (direction, cell, shape, dtype): benchmarks/roofline.py
+# counts the fused cell's bytes from it (the profiler sees no tensor shapes of a ctypes call).
+trace: list | None = None
 
 
 def _env_on() -> bool:
@@ -88,11 +93,14 @@ class _FusedCell(torch.autograd.Function):
         b, n, hh, ww = x.shape
         hn = torch.empty_like(x, memory_format=torch.channels_last)
         cn = torch.empty_like(x, memory_format=torch.channels_last) if cell == "lstm" else None
-        rc = lib.regcell_forward(_CELL_IDS[cell], _DTYPES[x.dtype], b, hh, ww, n, _ptr(x),
-                                 _ptr(h), _ptr(c), _ptr(p1), _ptr(p2), _ptr(hn), _ptr(cn),
-                                 torch.get_num_threads())
+        with torch.profiler.record_function("regnet::fused_cell"):
+            rc = lib.regcell_forward(_CELL_IDS[cell], _DTYPES[x.dtype], b, hh, ww, n, _ptr(x),
+                                     _ptr(h), _ptr(c), _ptr(p1), _ptr(p2), _ptr(hn),
+                                     _ptr(cn), torch.get_num_threads())
         if rc:
             raise RuntimeError(f"regcell_forward failed (code {rc}) on {tuple(x.shape)}")
+        if trace is not None:
+            trace.append(("forward", cell, tuple(x.shape), x.dtype))
         ctx.cell = cell
         ctx.save_for_backward(x, h, c, p1, p2)
         return (hn, cn) if cell == "lstm" else hn
@@ -110,10 +118,13 @@ class _FusedCell(torch.autograd.Function):
         dc = torch.empty_like(x, memory_format=torch.channels_last) if cell == "lstm" else None
         dp1 = torch.empty_like(p1)
         dp2 = torch.empty_like(p2) if p2 is not None else None
-        rc = lib.regcell_backward(_CELL_IDS[cell], _DTYPES[x.dtype], b, hh, ww, n, _ptr(x),
-                                  _ptr(h), _ptr(c), _ptr(p1), _ptr(p2), _ptr(dhn), _ptr(dcn),
-                                  _ptr(dx), _ptr(dh), _ptr(dc), _ptr(dp1), _ptr(dp2),
-                                  torch.get_num_threads())
+        with torch.profiler.record_function("regnet::fused_cell_backward"):
+            rc = lib.regcell_backward(_CELL_IDS[cell], _DTYPES[x.dtype], b, hh, ww, n, _ptr(x),
+                                      _ptr(h), _ptr(c), _ptr(p1), _ptr(p2), _ptr(dhn),
+                                      _ptr(dcn), _ptr(dx), _ptr(dh), _ptr(dc), _ptr(dp1),
+                                      _ptr(dp2), torch.get_num_threads())
+        if trace is not None:
+            trace.append(("backward", cell, tuple(x.shape), x.dtype))
         if rc:
             raise RuntimeError(f"regcell_backward failed (code {rc}) on {tuple(x.shape)}")
         return None, dx, dh, dc, dp1, dp2

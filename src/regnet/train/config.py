@@ -18,6 +18,8 @@ SCHEDULES = ("step", "multistep", "cosine", "linear", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 PROGRESS_MODES = ("auto", "bar", "line", "none")
+# torch.compile modes; reduce-overhead records CUDA graphs (on a GPU: one launch per step)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class TrainConfig:
     amp: str = "auto"                  # auto (bf16 where supported) | bf16 | fp16 | off
     channels_last: bool = True         # NHWC memory format (faster convolutions on CPU and GPU)
     compile: bool = False              # torch.compile the model (first steps pay the compilation)
+    compile_mode: str = "default"      # with compile: default | reduce-overhead (CUDA graphs) |
+                                       # max-autotune | max-autotune-no-cudagraphs
     threads: int = 0                   # 0: the cores other processes leave free (1-min load
                                        # average), divided among local ranks
     device: str = "auto"               # auto | cpu | cuda | cuda:N
@@ -127,6 +131,9 @@ class TrainConfig:
                              f"{', '.join(PROGRESS_MODES)}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"unknown amp {self.amp!r}; valid: {', '.join(AMP_MODES)}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"unknown compile_mode {self.compile_mode!r}; valid: "
+                             f"{', '.join(COMPILE_MODES)}")
         _ = self.crop_flip  # building it raises on a bad crop_pad / crop_pad_mode / flip_mode
         object.__setattr__(self, "model_args", dict(self.model_args or {}))
 

@@ -142,11 +142,18 @@ class Progress:
             self.bar.close()
 
 
+DEVICE_CHECK_EVERY = 25  # steps between host synchronisations on a GPU
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state: StepState, *,
                     device: torch.device, amp_dtype, scaler=None, ema=None, dist: DistInfo,
-                    progress: Progress | None = None, net: nn.Module | None = None) -> dict:
+                    progress: Progress | None = None, net: nn.Module | None = None,
+                    check_every: int | None = None) -> dict:
     """`model` may be wrapped (DDP, torch.compile); `net` is the plain module the EMA tracks
-    and SAM perturbs. The logged loss and train top-1 are those of the unperturbed weights."""
+    and SAM perturbs. The logged loss and train top-1 are those of the unperturbed weights.
+    `check_every`: steps between host reads of the finite-loss flag (default 1 on a CPU,
+    `DEVICE_CHECK_EVERY` on an accelerator); no other value is read from the device before
+    the epoch ends, unless a progress line is printed."""
     model.train()
     net = model if net is None else net
     steps = len(loader)
@@ -157,7 +164,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer, cfg: TrainConfig, state
     # Reading the loss synchronises a GPU with the host: there the check runs every 25 steps
     # (on a device flag), on a CPU at every step. A loss that went bad stops training within
     # those steps; nothing is checkpointed mid-epoch, so the last good checkpoint is intact.
-    check_every = 1 if device.type == "cpu" else 25
+    if check_every is None:
+        check_every = 1 if device.type == "cpu" else DEVICE_CHECK_EVERY
     bad = torch.zeros((), dtype=torch.bool, device=device)
     for i, (x, y) in enumerate(loader, 1):
         lr = lr_at(cfg, state.step, steps)

@@ -44,7 +44,8 @@ class RunDirError(ValueError):
 # compute the same numbers, and how long it runs (`epochs`, to extend a finished run). Any other
 # difference would mix two configurations in one run folder, so resuming refuses it.
 RESUME_MAY_CHANGE = frozenset({"out", "tensorboard", "progress", "log_every", "epochs",
-                               "threads", "num_workers", "cache_dir"})
+                               "threads", "num_workers", "cache_dir", "compile",
+                               "compile_mode"})
 
 
 def config_changes(saved: dict, new: dict) -> dict[str, tuple]:
@@ -91,6 +92,8 @@ def configure_runtime(cfg: TrainConfig, dist: DistInfo) -> int:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    else:  # fixed input shapes: let cuDNN time its algorithms once and keep the fastest
+        torch.backends.cudnn.benchmark = True
     return threads
 
 
@@ -246,7 +249,8 @@ def setup_run(cfg: TrainConfig, dist: DistInfo | None = None, device: torch.devi
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, mode=None if cfg.compile_mode == "default"
+                              else cfg.compile_mode)
 
     extra = {"params": counts["params"], "flops": counts["flops"], "num_classes": num_classes,
              "frozen_params": sum(net.get_parameter(n).numel() for n in frozen),
