@@ -2,20 +2,21 @@
 """A roofline of one training step: per op class, the FLOPs and bytes it moves, the time it
 takes at this machine's measured bandwidth and convolution rate, and the time it took.
 
-For each model: one profiled training step (batch, threads, amp, channels_last as
-`regnet train`'s fast path; after warm-up steps) through `torch.profiler` with shapes and
-FLOPs. Every outermost ATen op (and the fused cell's native calls) is put in a class (conv,
-batch norm, elementwise, copy/cat, pool, loss, optimizer, fused cell, views, other) and given
+For each model, after warm-up steps of a training step as `regnet train`'s fast path runs it
+(batch, threads, amp, channels_last): one step under `torch.profiler` for the time of every
+outermost ATen op, and one step under a TorchDispatchMode that sees every ATen call with its
+real tensors (forward, backward and optimizer). Each op goes in a class (conv, batch norm,
+elementwise, copy/cat, pool, loss, optimizer, fused cell, views, other) and is given
 
-  bytes: its input tensors plus an estimate of its outputs (conv: from its FLOPs and weight;
-         conv backward: a grad the size of the input and of the weight; cat: the sum of its
-         inputs; reductions: none; the rest: its largest input), at the step's activation
-         element size (4 bytes fp32, 2 bf16); views move nothing. The fused cell reads X, H
-         (C) and writes H' (C') forward; backward reads those and the output gradients and
-         writes three gradients (regnet.kernels.regcell.trace records its calls).
-  FLOPs: the profiler's for conv/matmul forward, 2x that for their backward, none elsewhere;
-         the fused cell's counted multiply-adds (13 per gate, channel and pixel) x2, x3 back,
-         and its sigmoids/tanhs (5 per element for the LSTM, 3 GRU, 1 RNN; again backward).
+  bytes: every tensor it reads and writes, at its own element size (an output that aliases an
+         input, a view, moves nothing; an in-place op reads and writes its first input). The
+         fused cell (a native call the dispatcher does not see) reads X, H (C) and writes H'
+         (C') forward; backward reads those and the output gradients and writes three
+         gradients (regnet.kernels.regcell.trace records its calls).
+  FLOPs: 2 per multiply-add of conv/matmul forward, 2x that for conv backward, none elsewhere;
+         the fused cell's counted multiply-adds (13 per gate, channel and pixel) x2, x2 back,
+         its sigmoids/tanhs (5 per element for the LSTM, 3 GRU, 1 RNN) and the float32 gate
+         planes it keeps for backward (regcell.save_gates; without: recomputed there).
   bound: max(bytes / bandwidth, FLOPs / conv rate [+ transcendentals / ATen's sigmoid rate]),
          all measured here first (a 256 MB tensor triad c = a + b; a 3x3 conv of 32 channels
          on 16x16 maps, channels_last, in the step's dtype; torch.sigmoid on 128 KB in cache).
@@ -40,7 +41,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+import torch.utils._pytree as pytree
 from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from regnet import create_model
 from regnet.kernels import regcell
@@ -67,7 +70,8 @@ CLASSES = [  # (class, name fragments); first match wins
 ]
 REDUCTIONS = ("::sum", "::mean", "::amax", "::max", "adaptive_avg_pool", "nll_loss")
 CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-TRANSCENDENTALS = {"rnn": 1, "gru": 3, "lstm": 5}
+TRANSCENDENTALS = {"rnn": 1, "gru": 3, "lstm": 5}  # sigmoid/tanh per element
+SAVED_PLANES = {"rnn": 1, "gru": 3, "lstm": 5}     # regcell.save_gates
 
 
 def classify(name: str) -> str:
@@ -81,48 +85,82 @@ def classify(name: str) -> str:
     return "elementwise" if name.startswith("aten::") else "other"
 
 
-def _numel(shape) -> int:
-    if not shape or not all(isinstance(s, int) for s in shape):
-        return 0
-    return math.prod(shape)
+def _tensors(tree):
+    return [t for t in pytree.tree_leaves(tree) if isinstance(t, torch.Tensor)]
 
 
-def op_cost(evt, elem: int) -> tuple[float, float]:
-    """(bytes, flops) of one outermost op from its recorded input shapes."""
-    name, shapes = evt.name, [s for s in evt.input_shapes if s]
-    sizes = [_numel(s) for s in shapes]
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def op_cost(name: str, args, kwargs, out) -> tuple[float, float]:
+    """(bytes, flops) of one ATen call from its real tensors: every tensor read and written
+    (outputs that alias an input, i.e. views, move nothing)."""
     if classify(name) == "views":
         return 0.0, 0.0
-    inputs = sum(sizes)
-    flops = float(getattr(evt, "flops", 0) or 0)
-    if "convolution_backward" in name and len(shapes) >= 3:
-        grad_out, x, w = sizes[0], sizes[1], sizes[2]
-        macs = grad_out * (math.prod(shapes[2][1:]) if len(shapes[2]) > 1 else 1)
-        return float((inputs + x + w) * elem), 4.0 * macs
-    if classify(name) == "conv" and len(shapes) >= 2:
-        per_out = math.prod(shapes[1][1:]) if len(shapes[1]) > 1 else 1
-        out = flops / (2 * per_out) if flops else sizes[0]
-        return float((inputs + out) * elem), flops
-    if "::cat" in name or "::stack" in name:
-        return float(2 * inputs * elem), 0.0
-    if any(r in name for r in REDUCTIONS):
-        return float(inputs * elem), flops
-    return float((inputs + max(sizes, default=0)) * elem), flops
+    ins = _tensors((args, kwargs))
+    in_ptrs = {t.untyped_storage().data_ptr() for t in ins if t.numel()}
+    outs = [t for t in _tensors(out) if t.untyped_storage().data_ptr() not in in_ptrs
+            or not t.numel()]
+    if name.endswith("_") and ins:  # in-place: the first input is read and written
+        outs = outs + ins[:1]
+    nbytes = float(sum(_nbytes(t) for t in ins) + sum(_nbytes(t) for t in outs))
+    flops = 0.0
+    if "convolution_backward" in name:
+        grad_out, w = ins[0], ins[2]
+        flops = 4.0 * grad_out.numel() * math.prod(w.shape[1:])
+    elif "convolution" in name and len(ins) >= 2:
+        outs_t = _tensors(out)
+        if outs_t:
+            flops = 2.0 * outs_t[0].numel() * math.prod(ins[1].shape[1:])
+    elif name.split("::")[-1] in ("mm", "addmm", "bmm", "matmul"):
+        a, b = ins[-2], ins[-1]
+        flops = 2.0 * a.numel() * b.shape[-1]
+    return nbytes, flops
 
 
-def cell_cost(direction: str, cell: str, shape, elem: int) -> tuple[float, float, float]:
-    """(bytes, flops, transcendentals) of one fused-cell call."""
+class _Counter(TorchDispatchMode):
+    """Every ATen call of a step: its class, bytes, FLOPs and bound, summed per class."""
+
+    def __init__(self, bandwidth: float, rate: float):
+        super().__init__()
+        self.bw, self.rate = bandwidth, rate
+        self.phase = None  # "optimizer" while the optimizer steps
+        self.classes: dict[str, dict] = {}
+
+    def add(self, cls: str, nbytes: float, flops: float, extra_s: float = 0.0):
+        row = self.classes.setdefault(cls, {"bytes": 0.0, "flops": 0.0, "bound_s": 0.0,
+                                            "ops": 0})
+        row["bytes"] += nbytes
+        row["flops"] += flops
+        row["bound_s"] += max(nbytes / self.bw, flops / self.rate + extra_s)
+        row["ops"] += 1
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = "aten::" + func.__name__.split(".")[0]
+        cls = self.phase or classify(name)
+        self.add(cls, *op_cost(name, args, kwargs, out))
+        return out
+
+
+def cell_cost(direction: str, cell: str, shape, elem: int, saved: bool
+              ) -> tuple[float, float, float]:
+    """(bytes, flops, transcendentals) of one fused-cell call; `saved`: forward keeps the gate
+    activations (float32 planes) and backward reads them instead of recomputing."""
     n = math.prod(shape)
     states = 2 if cell == "lstm" else 1
+    planes = SAVED_PLANES[cell] * n * 4 if saved else 0
     if direction == "forward":
         tensors = (1 + states) + states            # read X, H (C); write H' (C')
         flops = 2 * 13 * CELL_GATES[cell] * n
+        transcendentals = TRANSCENDENTALS[cell] * n
     else:
         tensors = (1 + states) + states + (1 + states)  # + output grads; write dX, dH (dC)
-        flops = 3 * 2 * 13 * CELL_GATES[cell] * n
-    # sigmoid/tanh per element: LSTM i, f, o, g, tanh(C); GRU z, r, cand; RNN one (backward
-    # recomputes them)
-    return float(tensors * n * elem), float(flops), float(TRANSCENDENTALS[cell] * n)
+        flops = (2 if saved else 3) * 2 * 13 * CELL_GATES[cell] * n
+        transcendentals = 0 if saved else TRANSCENDENTALS[cell] * n
+    return float(tensors * n * elem + planes), float(flops), float(transcendentals)
 
 
 def _best_time(fn, repeats: int = 5) -> float:
@@ -156,7 +194,10 @@ def measure_machine(dtype: torch.dtype) -> dict:
             "transcendental_g_s": 64 * small.numel() / sig / 1e9}
 
 
-def profile_step(name: str, batch: int, dtype: torch.dtype, channels_last: bool, warmup: int):
+def profile_step(name: str, batch: int, dtype: torch.dtype, channels_last: bool, warmup: int,
+                 bandwidth: float, rate: float):
+    """The step's wall time (best of 3), its profiler events (times), and its calls counted
+    (bytes, FLOPs, bounds) under `_Counter` with the fused cell's calls."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=10)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -166,25 +207,31 @@ def profile_step(name: str, batch: int, dtype: torch.dtype, channels_last: bool,
     y = torch.randint(0, 10, (batch,))
     amp = dtype != torch.float32
 
-    def step():
+    def step(counter=None):
         with torch.autocast("cpu", dtype=dtype, enabled=amp):
             loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if counter is not None:
+            counter.phase = "optimizer"
         opt.step()
+        if counter is not None:
+            counter.phase = None
 
     for _ in range(warmup):
         step()
     wall = _best_time(step, repeats=3)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
     regcell.trace = []
     try:
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=True,
-                     with_flops=True) as prof:
-            step()
+        counter = _Counter(bandwidth, rate)
+        with counter:
+            step(counter)
         calls = list(regcell.trace)
     finally:
         regcell.trace = None
-    return wall, prof.events(), calls
+    return wall, prof.events(), counter, calls
 
 
 def _outermost(events):
@@ -205,31 +252,22 @@ def _outermost(events):
 
 def roofline(name: str, machine: dict, batch: int, dtype: torch.dtype, channels_last: bool,
              warmup: int) -> dict:
-    wall, events, calls = profile_step(name, batch, dtype, channels_last, warmup)
-    elem = 2 if dtype == torch.bfloat16 else 4
     bw, rate = machine["bandwidth_gb_s"] * 1e9, machine["conv_gflop_s"] * 1e9
-    classes: dict[str, dict] = {}
-
-    def add(cls, nbytes, flops, seconds, extra=0.0):
-        row = classes.setdefault(cls, {"bytes": 0.0, "flops": 0.0, "measured_s": 0.0,
-                                       "bound_s": 0.0, "ops": 0})
-        row["bytes"] += nbytes
-        row["flops"] += flops
-        row["measured_s"] += seconds
-        row["bound_s"] += max(nbytes / bw, flops / rate + extra)
-        row["ops"] += 1
-
-    cell_calls = iter(calls)
+    wall, events, counter, calls = profile_step(name, batch, dtype, channels_last, warmup,
+                                                bw, rate)
+    elem = 2 if dtype == torch.bfloat16 else 4
+    for direction, cell, shape, _ in calls:
+        nbytes, flops, transcendentals = cell_cost(direction, cell, shape, elem,
+                                                   regcell.save_gates)
+        counter.add("fused cell", nbytes, flops,
+                    extra_s=transcendentals / (machine["transcendental_g_s"] * 1e9))
+    classes = counter.classes
+    for row in classes.values():
+        row["measured_s"] = 0.0
     for e, in_optimizer in _outermost(events):
-        seconds = e.cpu_time_total / 1e6
-        if e.name.startswith("regnet::fused_cell"):
-            direction, cell, shape, _ = next(cell_calls)
-            nbytes, flops, transcendentals = cell_cost(direction, cell, shape, elem)
-            add("fused cell", nbytes, flops, seconds,
-                extra=transcendentals / (machine["transcendental_g_s"] * 1e9))
-        else:
-            cls = "optimizer" if in_optimizer else classify(e.name)
-            add(cls, *op_cost(e, elem), seconds)
+        cls = "optimizer" if in_optimizer else classify(e.name)
+        classes.setdefault(cls, {"bytes": 0.0, "flops": 0.0, "bound_s": 0.0, "ops": 0,
+                                 "measured_s": 0.0})["measured_s"] += e.cpu_time_total / 1e6
     total = {k: sum(r[k] for r in classes.values()) for k in ("bytes", "flops", "measured_s",
                                                                "bound_s")}
     return {"model": name, "step_s": wall, "images_per_s": batch / wall,

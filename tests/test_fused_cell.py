@@ -1,7 +1,8 @@
 """The fused native regulator cell (regnet/kernels/regcell.cpp) against the cells' literal
 per-gate form (`forward_reference`): outputs and every gradient (input, state, weights).
 
-Tolerances: float64 1e-10 (the kernel uses libm's exp/tanh there, so this checks the algebra);
+Both backward forms are checked: with the gate activations kept by forward (the default) and
+recomputed. Tolerances: float64 1e-10 (the kernel uses libm's exp/tanh there, so this checks the algebra);
 float32 2e-5 relative to the largest value (its exp is a polynomial with ~2e-7 relative
 error, and the sums run in another order); bfloat16 inputs 2e-2 (one bf16 rounding of each
 output against a float32 reference on the same bf16 values)."""
@@ -48,7 +49,10 @@ def _close(a, b, rel, what):
 @pytest.mark.parametrize("name", list(CELLS))
 @pytest.mark.parametrize("dtype,rel", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_fused_cell_equals_the_reference(name, dtype, rel, channels_last):
+@pytest.mark.parametrize("save_gates", [True, False])  # backward reads the gates / recomputes
+def test_fused_cell_equals_the_reference(name, dtype, rel, channels_last, save_gates,
+                                         monkeypatch):
+    monkeypatch.setattr(regcell, "save_gates", save_gates)
     n, shape = 8, (3, 8, 7, 5)  # odd, non-square maps: the padding on every side
     cell = _cell(name, n, dtype)
     fmt = torch.channels_last if channels_last else torch.contiguous_format

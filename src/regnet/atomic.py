@@ -39,8 +39,7 @@ def _umask() -> int:
 def _explain(path: str, err: BaseException) -> str:
     code = getattr(err, "errno", None)
     text = " ".join(str(err).split())
-    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or (
-            "file write failed" in text):
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text:
         return (f"cannot write {path}: no space left on the device of {os.path.dirname(path)}; "
                 f"free space or write elsewhere (the previous file, if any, is unchanged)")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -71,8 +70,6 @@ def atomic_write(path: str, write: Callable[[BinaryIO], object]) -> None:
             os.unlink(tmp)
         if isinstance(err, OSError) and not isinstance(err, WriteError):
             raise WriteError(_explain(path, err)) from None
-        if isinstance(err, RuntimeError) and "write failed" in str(err):
-            raise WriteError(_explain(path, err)) from None  # torch's zip writer on ENOSPC
         raise
 
 

@@ -5,8 +5,10 @@
 // stencil over H x W x N values that fits in cache, and the whole update (both conv steps,
 // every activation and the state arithmetic) runs in one pass that reads X, H, C and writes
 // H', C'. The eager form moves every gate map through memory several times (issue 19).
-// Backward reads X, H, C and the output gradients, recomputes the gates in cache instead of
-// storing them, and writes dX, dH, dC and the parameter gradients.
+// Backward reads X, H, C and the output gradients and writes dX, dH, dC and the parameter
+// gradients. The gate activations it needs are either kept by forward (`saved`: 5 planes for
+// the LSTM, written once, read once) or recomputed in cache; on the machines measured the
+// sigmoids and tanhs cost more than moving those planes (docs/PERFORMANCE.md).
 //
 // Layout: NHWC (channels_last) activations, channel k innermost so the loops over k vectorise.
 // Parameters, in the accumulation type A (float, double for double inputs), packed per
@@ -243,7 +245,13 @@ struct Args {
   void *hn, *cn;
   const void *dhn, *dcn;
   void *dx, *dh, *dc, *dp1, *dp2;
+  void* saved;  // A-typed planes per image (saved_planes(cell) of H x W x N), or null
 };
+
+// What a training forward keeps for backward, so that backward does not recompute the 3x3s
+// and the sigmoids / tanhs (measured: they are most of its time): LSTM i, f, o, g, tanh(C');
+// GRU z, r, candidate; RNN H'.
+inline int saved_planes(int cell) { return cell == LSTM ? 5 : (cell == GRU ? 3 : 1); }
 
 inline int gates1(int cell) { return cell == LSTM ? 4 : (cell == GRU ? 2 : 1); }
 
@@ -263,10 +271,14 @@ void forward_image(const Args& a, const Geo& g, int64_t b, Scratch<A>& s) {
   const int G = gates1(a.cell);
   Conv<const A> c1(static_cast<const A*>(a.p1), G, N);
   A* P = s.P.data();
+  A* sv = a.saved ? static_cast<A*>(a.saved) + b * saved_planes(a.cell) * g.plane() : nullptr;
+  const int64_t pl = g.plane();
   pair_conv<T, A>(g, G, c1, x, h, nullptr, P);
   if (a.cell == RNN) {
     each<A>(g, [&](int64_t p, int64_t q, int64_t k) {
-      tstore(hn + p + k, tanh_(stencil(g, c1, 0, P, q, k)));
+      V o = tanh_(stencil(g, c1, 0, P, q, k));
+      tstore(hn + p + k, o);
+      if (sv) vstore(sv + p + k, o);
     });
   } else if (a.cell == LSTM) {
     const T* c = static_cast<const T*>(a.c) + off;
@@ -274,17 +286,25 @@ void forward_image(const Args& a, const Geo& g, int64_t b, Scratch<A>& s) {
     each<A>(g, [&](int64_t p, int64_t q, int64_t k) {
       V i = sigm(stencil(g, c1, 0, P, q, k)), f = sigm(stencil(g, c1, 1, P, q, k));
       V o = sigm(stencil(g, c1, 2, P, q, k)), gg = tanh_(stencil(g, c1, 3, P, q, k));
-      V cc = f * tload(c + p + k) + i * gg;
+      V cc = f * tload(c + p + k) + i * gg, tc = tanh_(cc);
       tstore(cn + p + k, cc);
-      tstore(hn + p + k, o * tanh_(cc));
+      tstore(hn + p + k, o * tc);
+      if (sv) {
+        vstore(sv + p + k, i);
+        vstore(sv + pl + p + k, f);
+        vstore(sv + 2 * pl + p + k, o);
+        vstore(sv + 3 * pl + p + k, gg);
+        vstore(sv + 4 * pl + p + k, tc);
+      }
     });
   } else {  // GRU: z, r from [X, H]; the candidate from [X, r*H]
     Conv<const A> c2(static_cast<const A*>(a.p2), 1, N);
-    A *zp = s.zp.data(), *rp = s.rp.data(), *P2 = s.P2.data();
+    A *zp = sv ? sv : s.zp.data(), *rp = sv ? sv + pl : s.rp.data(), *P2 = s.P2.data();
     gru_gates<T, A>(g, c1, c2, x, h, P, zp, rp, P2);
     each<A>(g, [&](int64_t p, int64_t q, int64_t k) {
-      V hv = tload(h + p + k);
-      tstore(hn + p + k, hv + vload<V>(zp + p + k) * (tanh_(stencil(g, c2, 0, P2, q, k)) - hv));
+      V hv = tload(h + p + k), cand = tanh_(stencil(g, c2, 0, P2, q, k));
+      tstore(hn + p + k, hv + vload<V>(zp + p + k) * (cand - hv));
+      if (sv) vstore(sv + 2 * pl + p + k, cand);
     });
   }
 }
@@ -304,7 +324,10 @@ void backward_image(const Args& a, const Geo& g, int64_t b, Scratch<A>& s) {
   std::fill(s.g1.begin(), s.g1.end(), A(0));
   Conv<A> g1(s.g1.data(), G, N);
   A *P = s.P.data(), *dZ = s.dZ.data();
-  pair_conv<T, A>(g, G, c1, x, h, nullptr, P);
+  const A* sv = a.saved ? static_cast<const A*>(a.saved) + b * saved_planes(a.cell) * g.plane()
+                        : nullptr;
+  const int64_t pl = g.plane();
+  pair_conv<T, A>(g, G, c1, x, h, nullptr, P);  // the 3x3s' inputs, for their weight grads
 
   if (a.cell == RNN || a.cell == LSTM) {
     const T* c = a.cell == LSTM ? static_cast<const T*>(a.c) + off : nullptr;
@@ -313,14 +336,24 @@ void backward_image(const Args& a, const Geo& g, int64_t b, Scratch<A>& s) {
     each<A>(g, [&](int64_t p, int64_t q, int64_t k) {
       V dhv = tload(dhn + p + k);
       if (a.cell == RNN) {
-        V o = tanh_(stencil(g, c1, 0, P, q, k));
+        V o = sv ? vload<V>(sv + p + k) : tanh_(stencil(g, c1, 0, P, q, k));
         accum_dw(g, g1, 0, P, dZ, q, k, dhv * (one - o * o));
         return;
       }
-      V i = sigm(stencil(g, c1, 0, P, q, k)), f = sigm(stencil(g, c1, 1, P, q, k));
-      V o = sigm(stencil(g, c1, 2, P, q, k)), gg = tanh_(stencil(g, c1, 3, P, q, k));
-      V cv = tload(c + p + k);
-      V tc = tanh_(f * cv + i * gg);
+      V i, f, o, gg, tc, cv = tload(c + p + k);
+      if (sv) {
+        i = vload<V>(sv + p + k);
+        f = vload<V>(sv + pl + p + k);
+        o = vload<V>(sv + 2 * pl + p + k);
+        gg = vload<V>(sv + 3 * pl + p + k);
+        tc = vload<V>(sv + 4 * pl + p + k);
+      } else {
+        i = sigm(stencil(g, c1, 0, P, q, k));
+        f = sigm(stencil(g, c1, 1, P, q, k));
+        o = sigm(stencil(g, c1, 2, P, q, k));
+        gg = tanh_(stencil(g, c1, 3, P, q, k));
+        tc = tanh_(f * cv + i * gg);
+      }
       V dct = tload(dcn + p + k) + dhv * o * (one - tc * tc);
       tstore(dc + p + k, dct * f);
       accum_dw(g, g1, 0, P, dZ, q, k, dct * gg * i * (one - i));
@@ -332,16 +365,19 @@ void backward_image(const Args& a, const Geo& g, int64_t b, Scratch<A>& s) {
     return;
   }
 
-  // GRU. Recompute z, r and the candidate's input, then three passes back.
+  // GRU: z, r (saved, or recomputed) and the candidate's input, then three passes back.
   Conv<const A> c2(static_cast<const A*>(a.p2), 1, N);
   std::fill(s.g2.begin(), s.g2.end(), A(0));
   Conv<A> g2(s.g2.data(), 1, N);
-  A *zp = s.zp.data(), *rp = s.rp.data(), *dxa = s.dxa.data(), *dha = s.dha.data();
-  A *P2 = s.P2.data(), *dZc = s.dZ2.data();
-  gru_gates<T, A>(g, c1, c2, x, h, P, zp, rp, P2);
+  const A *zp = sv ? sv : s.zp.data(), *rp = sv ? sv + pl : s.rp.data();
+  A *dxa = s.dxa.data(), *dha = s.dha.data(), *P2 = s.P2.data(), *dZc = s.dZ2.data();
+  if (sv)
+    pair_conv<T, A>(g, 1, c2, x, h, rp, P2);
+  else
+    gru_gates<T, A>(g, c1, c2, x, h, P, s.zp.data(), s.rp.data(), P2);
   // H' = H + z (cand - H): dZ_cand, dZ_z and the direct dH term
   each<A>(g, [&](int64_t p, int64_t q, int64_t k) {
-    V cand = tanh_(stencil(g, c2, 0, P2, q, k));
+    V cand = sv ? vload<V>(sv + 2 * pl + p + k) : tanh_(stencil(g, c2, 0, P2, q, k));
     V zz = vload<V>(zp + p + k), hv = tload(h + p + k), dhv = tload(dhn + p + k);
     accum_dw(g, g2, 0, P2, dZc, q, k, dhv * zz * (one - cand * cand));
     accum_dw(g, g1, 0, P, dZ, q, k, dhv * (cand - hv) * zz * (one - zz));
@@ -437,24 +473,28 @@ int dispatch(int dtype, const Args& a, bool backward, int nthreads) {
 extern "C" {
 
 // 1: abi; the number of channels one vector holds (N must be a multiple of it).
-int regcell_abi_version() { return 1; }
+int regcell_abi_version() { return 2; }
+int regcell_saved_planes(int cell) { return saved_planes(cell); }
 int regcell_lanes(int dtype) { return dtype == 2 ? VT<double>::L : VT<float>::L; }
 
 // cell: 0 rnn, 1 gru, 2 lstm; dtype: 0 float32, 1 bfloat16 (float parameters), 2 float64.
 // p2 (the GRU's candidate conv) may be null for the others; c, cn only for the LSTM.
+// saved: null, or B x saved_planes(cell) x H x W x N values of the parameters' type that
+// forward fills and backward reads instead of recomputing the gates.
 int regcell_forward(int cell, int dtype, int64_t B, int64_t H, int64_t W, int64_t N,
                     const void* x, const void* h, const void* c, const void* p1,
-                    const void* p2, void* hn, void* cn, int nthreads) {
+                    const void* p2, void* hn, void* cn, void* saved, int nthreads) {
   Args a{cell, B, H, W, N, x, h, c, p1, p2, hn, cn,
-         nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+         nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, saved};
   return dispatch(dtype, a, false, nthreads);
 }
 
 int regcell_backward(int cell, int dtype, int64_t B, int64_t H, int64_t W, int64_t N,
                      const void* x, const void* h, const void* c, const void* p1,
                      const void* p2, const void* dhn, const void* dcn, void* dx, void* dh,
-                     void* dc, void* dp1, void* dp2, int nthreads) {
-  Args a{cell, B, H, W, N, x, h, c, p1, p2, nullptr, nullptr, dhn, dcn, dx, dh, dc, dp1, dp2};
+                     void* dc, void* dp1, void* dp2, const void* saved, int nthreads) {
+  Args a{cell, B, H, W, N, x, h, c, p1, p2, nullptr, nullptr, dhn, dcn, dx, dh, dc, dp1, dp2,
+         const_cast<void*>(saved)};
   return dispatch(dtype, a, true, nthreads);
 }
 

@@ -10,8 +10,9 @@ in its canonical (separate) layout, the kernel built, not under `torch.compile`/
 
 The kernel's parameter blocks are differentiable views of the stored weights (a few
 kilobytes: `pack`), so autograd maps their gradients back to `pw`/`dw` as it would for the
-eager convs. The forward saves only its inputs (X, H, C: tensors the network keeps anyway);
-backward recomputes the gates. No double backward.
+eager convs. The forward saves its inputs (X, H, C: tensors the network keeps anyway) and, with
+`save_gates` (the default), the gate activations; backward recomputes what it was not given.
+No double backward.
 """
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ _state = {"off": 0}
 # When a list, every kernel call appends (direction, cell, shape, dtype): benchmarks/roofline.py
 # counts the fused cell's bytes from it (the profiler sees no tensor shapes of a ctypes call).
 trace: list | None = None
+# A training forward keeps the gate activations (LSTM: 5 planes the size of X, GRU 3, RNN 1, in
+# float32) for backward, which then skips recomputing the 3x3s and the sigmoids / tanhs: faster
+# (docs/PERFORMANCE.md), at that much more activation memory. False: backward recomputes them
+# (the memory of the eager form's inputs only).
+save_gates = True
 
 
 def _env_on() -> bool:
@@ -44,11 +50,12 @@ def _lib():
     if lib is not None and not getattr(lib, "_typed", False):
         i64, vp = ctypes.c_int64, ctypes.c_void_p
         lib.regcell_forward.argtypes = [ctypes.c_int, ctypes.c_int, i64, i64, i64, i64,
-                                        vp, vp, vp, vp, vp, vp, vp, ctypes.c_int]
+                                        vp, vp, vp, vp, vp, vp, vp, vp, ctypes.c_int]
         lib.regcell_lanes.argtypes = [ctypes.c_int]
         lib.regcell_backward.argtypes = [ctypes.c_int, ctypes.c_int, i64, i64, i64, i64,
                                          vp, vp, vp, vp, vp, vp, vp, vp, vp, vp, vp, vp,
-                                         ctypes.c_int]
+                                         vp, ctypes.c_int]
+        lib.regcell_saved_planes.argtypes = [ctypes.c_int]
         lib._typed = True
     return lib
 
@@ -93,22 +100,26 @@ class _FusedCell(torch.autograd.Function):
         b, n, hh, ww = x.shape
         hn = torch.empty_like(x, memory_format=torch.channels_last)
         cn = torch.empty_like(x, memory_format=torch.channels_last) if cell == "lstm" else None
+        saved = None
+        if save_gates and any(ctx.needs_input_grad):
+            planes = lib.regcell_saved_planes(_CELL_IDS[cell])
+            saved = torch.empty((b, planes, hh, ww, n), dtype=p1.dtype)
         with torch.profiler.record_function("regnet::fused_cell"):
             rc = lib.regcell_forward(_CELL_IDS[cell], _DTYPES[x.dtype], b, hh, ww, n, _ptr(x),
                                      _ptr(h), _ptr(c), _ptr(p1), _ptr(p2), _ptr(hn),
-                                     _ptr(cn), torch.get_num_threads())
+                                     _ptr(cn), _ptr(saved), torch.get_num_threads())
         if rc:
             raise RuntimeError(f"regcell_forward failed (code {rc}) on {tuple(x.shape)}")
         if trace is not None:
             trace.append(("forward", cell, tuple(x.shape), x.dtype))
         ctx.cell = cell
-        ctx.save_for_backward(x, h, c, p1, p2)
+        ctx.save_for_backward(x, h, c, p1, p2, saved)
         return (hn, cn) if cell == "lstm" else hn
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dhn, dcn=None):
-        x, h, c, p1, p2 = ctx.saved_tensors
+        x, h, c, p1, p2, saved = ctx.saved_tensors
         cell, lib = ctx.cell, _lib()
         b, n, hh, ww = x.shape
         dhn = _nhwc(dhn, x.dtype)
@@ -122,7 +133,7 @@ class _FusedCell(torch.autograd.Function):
             rc = lib.regcell_backward(_CELL_IDS[cell], _DTYPES[x.dtype], b, hh, ww, n, _ptr(x),
                                       _ptr(h), _ptr(c), _ptr(p1), _ptr(p2), _ptr(dhn),
                                       _ptr(dcn), _ptr(dx), _ptr(dh), _ptr(dc), _ptr(dp1),
-                                      _ptr(dp2), torch.get_num_threads())
+                                      _ptr(dp2), _ptr(saved), torch.get_num_threads())
         if trace is not None:
             trace.append(("backward", cell, tuple(x.shape), x.dtype))
         if rc:

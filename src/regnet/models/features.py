@@ -47,13 +47,15 @@ class FeatureInfo(Sequence):
         return self.info[idx][key]
 
     def get_dicts(self, keys: Sequence[str] | None = None, idx=None):
-        pick = self.out_indices if idx is None else (idx if isinstance(idx, (tuple, list))
-                                                     else None)
-        def one(d):
+        """The dicts (or their `keys`) of the selected features, as `get` selects them."""
+        def one(i):
+            d = self.info[i]
             return dict(d) if keys is None else {k: d[k] for k in keys}
-        if pick is None:
-            return one(self.info[idx])
-        return [one(self.info[i]) for i in pick]
+        if idx is None:
+            return [one(i) for i in self.out_indices]
+        if isinstance(idx, (tuple, list)):
+            return [one(i) for i in idx]
+        return one(idx)
 
     def channels(self, idx=None):
         return self.get("num_chs", idx)
