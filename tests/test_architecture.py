@@ -121,7 +121,13 @@ def test_compile_fullgraph_matches_eager(name, size):
     model, x = _model_and_input(name, size)
     model.train()
     compiled = torch.compile(model, fullgraph=True, backend="eager")
-    ref = model(x)
+    # Dynamo traces the regulator's eager cell (the fused CPU kernel is opaque to it), so the
+    # reference runs that form too: this test is about capture. Fused vs eager agree to 2e-12
+    # in float64 (tests/test_fused_cell.py); in float32 train-mode BN over 2 images of 2x2
+    # maps magnifies their last-bit differences past this tolerance.
+    from regnet.kernels.regcell import disabled
+    with disabled():
+        ref = model(x)
     got = compiled(x)
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
     got.sum().backward()

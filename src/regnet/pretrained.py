@@ -6,6 +6,10 @@ tag (`tv_in1k` or `resnet50.tv_in1k`), or a path. A download goes to a temporary
 cache folder (`$REGNET_WEIGHTS`, default ~/.cache/regnet/weights), is checked against its
 sha256, then renamed into place, so the cache never holds half a file or a file that failed its
 check. Offline, the error says where to put the file by hand.
+
+A `repo:PATH` url is a file of this repository (the trained CIFAR zoo of
+benchmarks/results/<campaign>/<run>/best.safetensors with its JSON sidecar): it is read in
+place from the source checkout the package runs from, after the same sha256 check.
 """
 from __future__ import annotations
 
@@ -93,8 +97,33 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def repo_root() -> str | None:
+    """The source checkout this package runs from (an editable install), or None."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return root if os.path.exists(os.path.join(root, "pyproject.toml")) else None
+
+
+def _repo_file(tag: PretrainedTag) -> str:
+    rel = tag.url[len("repo:"):]
+    root = repo_root()
+    if root is None:
+        raise PretrainedError(f"{tag.name} is the repository file {rel}, and this install is "
+                              "not a source checkout: clone the repository (or download that "
+                              "file) and pass its path as pretrained=")
+    path = os.path.join(root, rel)
+    if not os.path.exists(path):
+        raise PretrainedError(f"{tag.name}: {path} is missing from this checkout (git checkout "
+                              f"-- {rel} restores it)")
+    if not _sha256(path).startswith(tag.sha256):
+        raise PretrainedError(f"{path} does not match the sha256 of {tag.name} "
+                              f"({tag.sha256[:16]}...); restore it with git checkout -- {rel}")
+    return path
+
+
 def fetch(tag: PretrainedTag, cache: str | None = None, timeout: float = 60.0) -> str:
     """The local path of `tag`'s file, downloaded and checked if the cache lacks it."""
+    if tag.url.startswith("repo:"):
+        return _repo_file(tag)
     cache = cache or weights_dir()
     path = os.path.join(cache, tag.filename)
     if os.path.exists(path):

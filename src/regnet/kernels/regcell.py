@@ -23,7 +23,7 @@ from typing import Iterator
 
 import torch
 
-from regnet import kernels
+from regnet.kernels import load
 
 __all__ = ["available", "disabled", "fused_update", "pack"]
 
@@ -46,7 +46,7 @@ def _env_on() -> bool:
 
 
 def _lib():
-    lib = kernels.load("regcell")
+    lib = load("regcell")
     if lib is not None and not getattr(lib, "_typed", False):
         i64, vp = ctypes.c_int64, ctypes.c_void_p
         lib.regcell_forward.argtypes = [ctypes.c_int, ctypes.c_int, i64, i64, i64, i64,
@@ -142,19 +142,16 @@ class _FusedCell(torch.autograd.Function):
 
 
 def _applies(cell, x: torch.Tensor) -> bool:
-    from regnet.models.cells import LightGateConv
     if cell.reference or x.device.type != "cpu" or x.dim() != 4 or not _env_on():
         return False
     if _state["off"] or torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return False
-    convs = cell.gate_convs()
-    if not all(isinstance(m, LightGateConv) and m.layout == "separate" for m in convs):
         return False
     return available()
 
 
 def fused_update(cell, x: torch.Tensor, state) -> tuple[torch.Tensor, ...] | None:
-    """The new state of `cell` (a ConvRNN / ConvGRU / ConvLSTM) from the fused kernel, or None
+    """The new state of `cell` (a ConvRNN / ConvGRU / ConvLSTM whose gate convs are light,
+    separate-layout `LightGateConv`s: the cell checks that) from the fused kernel, or None
     where it does not apply."""
     if not _applies(cell, x):
         return None

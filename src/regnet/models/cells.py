@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from regnet.kernels.regcell import fused_update
+
 GATE_CONVS = ("light", "dense")
 GATE_LAYOUTS = ("separate", "fused")
 
@@ -188,9 +190,10 @@ class _Cell(nn.Module):
         raise NotImplementedError
 
     def _fused(self, x, state):
-        if not self.fused:
+        """The fused kernel's new state, or None: the eager form runs."""
+        if not self.fused or not all(isinstance(m, LightGateConv) and m.layout == "separate"
+                                     for m in self.gate_convs()):
             return None
-        from regnet.kernels.regcell import fused_update
         return fused_update(self, x, state)
 
     def zero_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -1,0 +1,56 @@
+"""The trained CIFAR zoo: pretrained tags whose files are committed in this repository
+(`repo:` urls), checked by sha256, loading strictly, reporting what their runs measured; and,
+where the cifar10-jpg data is on this machine, reproducing that val top-1 with `regnet eval`."""
+import dataclasses
+import json
+import os
+
+import pytest
+import torch
+
+import regnet
+from regnet.pretrained import PretrainedError, _table, fetch, repo_root
+
+ZOO = [t for t in _table().values() if t.url.startswith("repo:")]
+DATA = os.path.join(repo_root() or ".", "..", "shared", "data", "cifar10-jpg", "train")
+
+
+def test_the_zoo_has_the_finished_table3_nets():
+    assert {t.model for t in ZOO} >= {"resnet20", "se_resnet20"}
+
+
+@pytest.mark.parametrize("tag", ZOO, ids=[t.name for t in ZOO])
+def test_a_zoo_tag_is_a_checked_repository_file_that_loads(tag):
+    path = fetch(tag)
+    sidecar = json.load(open(os.path.splitext(path)[0] + ".json"))
+    assert sidecar["model"] == tag.model and sidecar["val_top1"] == pytest.approx(tag.top1)
+    assert tuple(sidecar["mean"]) == pytest.approx(tag.mean, abs=1e-6)
+    model = regnet.create_model(tag.model, num_classes=10, pretrained=tag.name).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_a_changed_or_missing_zoo_file_is_refused(tmp_path, monkeypatch):
+    tag = ZOO[0]
+    wrong = dataclasses.replace(tag, sha256="0" * 64)
+    with pytest.raises(PretrainedError, match="does not match the sha256.*git checkout"):
+        fetch(wrong)
+    gone = dataclasses.replace(tag, url="repo:benchmarks/results/nowhere/best.safetensors")
+    with pytest.raises(PretrainedError, match="missing from this checkout"):
+        fetch(gone)
+    import regnet.pretrained as pretrained
+    monkeypatch.setattr(pretrained, "repo_root", lambda: None)
+    with pytest.raises(PretrainedError, match="not a source checkout"):
+        fetch(tag)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(DATA), reason="../shared/data/cifar10-jpg not here")
+def test_the_resnet20_tag_reproduces_its_val_top1_with_regnet_eval(capsys):
+    from regnet.cli import main
+    tag = regnet.pretrained.get_pretrained("resnet20", "c10jpg_r12_s0")
+    assert main(["eval", fetch(tag), "--data-dir", DATA, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["images"] == 5000 and result["split"] == "val"
+    assert abs(result["top1"] - tag.top1) <= 0.05, result
