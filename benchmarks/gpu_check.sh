@@ -11,10 +11,11 @@
 #   benchmarks/gpu_check.sh                       # writes $OUT/gpu_check.json (OUT: default
 #                                                 # benchmarks/results/gpu_check)
 #   CIFAR_DIR=path/to/cifar10-jpg/train benchmarks/gpu_check.sh
-#   benchmarks/gpu_check.sh --prepare-data        # here, before a device run: copy 1,000
-#       # images per class of ../shared/data/cifar10-jpg/train to .gpu_data/ (git-ignored,
-#       # ~40 MB), to be carried to a machine that has no ../shared (device tool: carry
-#       # [".gpu_data"])
+#   benchmarks/gpu_check.sh --prepare-data        # here, before a device run: pack the 50,000
+#       # JPEGs of ../shared/data/cifar10-jpg/train into .gpu_data/cifar10-jpg.tar.gz
+#       # (git-ignored, 16 MB: the files share their JPEG tables, which gzip folds), to
+#       # carry to a machine without ../shared (device tool: carry [".gpu_data"]); this
+#       # script unpacks it there.
 # Environment: PYTHON (default: .venv/bin/python, else python3), GPU_CHECK_COMPILE=1 adds a
 # torch.compile throughput row (its compilation takes minutes), SUBSET (images of the 2-epoch
 # runs, default 10000); DEVICE, BATCH, STEPS, WARMUP (cuda, 512, 30, 10) shrink it for a smoke
@@ -23,14 +24,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 SRC_DATA=../shared/data/cifar10-jpg/train
 if [ "${1:-}" = "--prepare-data" ]; then
-    rm -rf .gpu_data && mkdir -p .gpu_data/cifar10-jpg
-    for d in "$SRC_DATA"/*/; do
-        c=$(basename "$d"); mkdir -p ".gpu_data/cifar10-jpg/$c"
-        find "$d" -maxdepth 1 -type f | sort | head -n 1000 \
-            | xargs -I{} cp {} ".gpu_data/cifar10-jpg/$c/"
-    done
+    rm -rf .gpu_data && mkdir -p .gpu_data
+    tar -czf .gpu_data/cifar10-jpg.tar.gz -C "$(dirname "$SRC_DATA")" "$(basename "$SRC_DATA")"
     grep -qx '/.gpu_data/' .git/info/exclude 2>/dev/null || echo '/.gpu_data/' >> .git/info/exclude
     du -sh .gpu_data; exit 0
+fi
+if [ -f .gpu_data/cifar10-jpg.tar.gz ] && [ ! -d .gpu_data/train ]; then
+    tar -xzf .gpu_data/cifar10-jpg.tar.gz -C .gpu_data   # -> .gpu_data/train/<class>/*.jpg
 fi
 OUT=${OUT:-benchmarks/results/gpu_check}
 mkdir -p "$OUT"
@@ -39,8 +39,8 @@ if [ -z "$PY" ]; then if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else
 export PYTHONPATH="$PWD/src:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg
 CIFAR_DIR=${CIFAR_DIR:-}
 if [ -z "$CIFAR_DIR" ]; then
-    if [ -d "$SRC_DATA" ]; then CIFAR_DIR=$SRC_DATA; elif [ -d .gpu_data/cifar10-jpg ]; then
-        CIFAR_DIR=.gpu_data/cifar10-jpg; fi
+    if [ -d "$SRC_DATA" ]; then CIFAR_DIR=$SRC_DATA; elif [ -d .gpu_data/train ]; then
+        CIFAR_DIR=.gpu_data/train; fi
 fi
 SUBSET=${SUBSET:-10000}
 DEVICE=${DEVICE:-cuda} BATCH=${BATCH:-512} STEPS=${STEPS:-30} WARMUP=${WARMUP:-10}
