@@ -182,3 +182,21 @@ def test_a_failing_build_falls_back_with_the_compilers_message(tmp_path, monkeyp
         monkeypatch.undo()
         kernels.load.cache_clear()
         kernels._errors.pop("regcell", None)
+
+
+def test_gate_activations_are_kept_only_where_a_backward_follows(monkeypatch):
+    kept = []
+    real_empty = torch.empty
+
+    def spy(*shape, **kw):  # the saved planes are the only 5-dim tensor the cell allocates
+        if len(shape) == 1 and isinstance(shape[0], tuple) and len(shape[0]) == 5:
+            kept.append(shape[0])
+        return real_empty(*shape, **kw)
+    monkeypatch.setattr(regcell.torch, "empty", spy)
+    cell = _cell("lstm", 8, torch.float32)
+    x = torch.randn(2, 8, 4, 4)
+    with torch.no_grad():
+        cell(x, None)
+    assert kept == []
+    cell(x, None)[0].sum().backward()
+    assert kept == [(2, 5, 4, 4, 8)]

@@ -95,13 +95,13 @@ def _nhwc(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 class _FusedCell(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cell: str, x, h, c, p1, p2):
+    def forward(ctx, cell: str, keep: bool, x, h, c, p1, p2):
         lib = _lib()
         b, n, hh, ww = x.shape
         hn = torch.empty_like(x, memory_format=torch.channels_last)
         cn = torch.empty_like(x, memory_format=torch.channels_last) if cell == "lstm" else None
         saved = None
-        if save_gates and any(ctx.needs_input_grad):
+        if keep:
             planes = lib.regcell_saved_planes(_CELL_IDS[cell])
             saved = torch.empty((b, planes, hh, ww, n), dtype=p1.dtype)
         with torch.profiler.record_function("regnet::fused_cell"):
@@ -138,7 +138,7 @@ class _FusedCell(torch.autograd.Function):
             trace.append(("backward", cell, tuple(x.shape), x.dtype))
         if rc:
             raise RuntimeError(f"regcell_backward failed (code {rc}) on {tuple(x.shape)}")
-        return None, dx, dh, dc, dp1, dp2
+        return None, None, dx, dh, dc, dp1, dp2
 
 
 def _applies(cell, x: torch.Tensor) -> bool:
@@ -173,5 +173,9 @@ def fused_update(cell, x: torch.Tensor, state) -> tuple[torch.Tensor, ...] | Non
     p1 = pack(convs[0], acc)
     p2 = pack(convs[1], acc) if len(convs) > 1 else None
     name = type(cell).cell_name
-    out = _FusedCell.apply(name, x, h, c, p1, p2)
+    # keep the gate activations only where a backward will read them (inside the Function's
+    # forward grad mode is off, and needs_input_grad says nothing about no_grad/eval calls)
+    keep = save_gates and torch.is_grad_enabled() and (
+        p1.requires_grad or any(t is not None and t.requires_grad for t in (x, h, c)))
+    out = _FusedCell.apply(name, keep, x, h, c, p1, p2)
     return tuple(out) if name == "lstm" else (out,)
