@@ -213,3 +213,41 @@ def test_ensemble_averages_checkpoints_of_one_split(tmp_path):
     assert result["ensemble_mean_top1"][1] == pytest.approx(sum(result["single"]) / 2, abs=0.01)
     with pytest.raises(SystemExit, match="different splits"):
         ensemble.main([ckpts[0], str(tmp_path / "other" / "best.pt")])
+
+
+def test_roofline_counts_the_bytes_and_flops_of_real_tensors():
+    import torch
+    import torch.nn.functional as F
+    roofline = load_script("roofline")
+    counter = roofline._Counter(bandwidth=1e10, rate=1e11)
+    a, b = torch.randn(64, 32), torch.randn(64, 32)
+    x, w = torch.randn(2, 4, 8, 8), torch.randn(6, 4, 3, 3)
+    with counter:
+        torch.add(a, b)                  # reads 2, writes 1
+        a.t()                            # a view: nothing moves
+        a.mul_(2.0)                      # in place: read and write the same tensor
+        F.conv2d(x, w, padding=1)        # 2 * out * (4 * 3 * 3) flops
+    c = counter.classes
+    n = a.numel() * 4
+    assert c["elementwise"]["bytes"] == 3 * n + 2 * n and c["views"]["bytes"] == 0
+    out = 2 * 6 * 8 * 8
+    assert c["conv"]["flops"] == 2 * out * 4 * 9
+    assert c["conv"]["bytes"] == (x.numel() + w.numel() + out) * 4
+    assert c["conv"]["bound_s"] == pytest.approx(max(c["conv"]["bytes"] / 1e10,
+                                                     c["conv"]["flops"] / 1e11))
+
+
+def test_roofline_of_a_regulated_net_has_every_class(tmp_path):
+    roofline = load_script("roofline")
+    out = tmp_path / "roof.json"
+    result = roofline.main(["--models", "resnet20,regnet20_gru", "--batch-size", "2",
+                            "--warmup", "1", "--out", str(out), "--quiet"])
+    assert json.loads(out.read_text())["benchmark"] == "roofline"
+    plain, regulated = result["models"]
+    assert {"conv", "batch norm", "elementwise", "optimizer"} <= set(plain["classes"])
+    from regnet.kernels import regcell
+    if regcell.available():
+        cell = regulated["classes"]["fused cell"]
+        assert cell["bytes"] > 0 and cell["ops"] == 2 * 9  # 9 cells, forward and backward
+    for r in result["models"]:
+        assert 0 < r["bound_step_s"] and r["gbytes"] > 0 and r["gflops"] > 0
