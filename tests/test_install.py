@@ -43,5 +43,6 @@ def test_the_package_ships_its_data_files():
     import pathlib
     package = pathlib.Path(SRC) / "regnet"
     text = (package.parent.parent / "pyproject.toml").read_text()
-    for data in ("recipes/*.yaml", "pretrained.yaml", "data/digits.npz", "py.typed"):
+    for data in ("recipes/*.yaml", "pretrained.yaml", "data/digits.npz", "py.typed",
+                 "kernels/*.cpp"):
         assert f'"{data}"' in text and list(package.glob(data)), data
