@@ -24,6 +24,8 @@ def test_a_zoo_tag_is_a_checked_repository_file_that_loads(tag):
     path = fetch(tag)
     sidecar = json.load(open(os.path.splitext(path)[0] + ".json"))
     assert sidecar["model"] == tag.model and sidecar["val_top1"] == pytest.approx(tag.top1)
+    assert sidecar["recipe"] in tag.recipe and "split_seed 0" in tag.split
+    assert sidecar["config"]["val_split"] == 5000 and sidecar["config"]["split_seed"] == 0
     assert tuple(sidecar["mean"]) == pytest.approx(tag.mean, abs=1e-6)
     model = regnet.create_model(tag.model, num_classes=10, pretrained=tag.name).eval()
     with torch.no_grad():

@@ -47,6 +47,8 @@ class PretrainedTag:
     std: tuple[float, ...]
     license: str
     top5: float | None = None
+    split: str | None = None        # the evaluation split, where it is not the dataset's own
+    recipe: str | None = None       # how it was trained, where this repository trained it
 
     @property
     def filename(self) -> str:

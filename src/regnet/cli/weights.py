@@ -53,11 +53,11 @@ def cmd_weights(args) -> int:
     from regnet.pretrained import get_pretrained, list_pretrained
 
     names = list_pretrained(args.pattern)
-    print(f"{'tag':<24} {'dataset':<12} {'top-1':>6}  source")
+    print(f"{'tag':<26} {'dataset':<12} {'top-1':>6}  source")
     for name in names:
         t = get_pretrained(name.split(".")[0], name)
         top1 = f"{t.top1:.2f}" if t.top1 is not None else "-"
-        print(f"{name:<24} {t.dataset:<12} {top1:>6}  {t.evidence}")
+        print(f"{name:<26} {t.dataset:<12} {top1:>6}  {t.evidence}")
     return 0
 
 
