@@ -37,12 +37,12 @@ thread. Measure on a quiet machine, or pass --threads 1 and say so.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
 import torch
 
+from regnet.kernels import regcell
 from regnet.train.config import AMP_MODES
 from regnet.train.engine import resolve_device
 
@@ -80,7 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path's model")
     p.add_argument("--eager-cell", action="store_true",
                    help="also time each regulated model with its cells in the eager PyTorch "
-                        "form (REGNET_FUSED_CELL=0): 'fast_eager_cell', beside the fused one")
+                        "form (regcell.disabled()): 'fast_eager_cell', beside the fused one")
     p.add_argument("--threads", type=int, default=0, help="0: every core (regnet train's rule)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--num-workers", type=int, default=0, help="reference DataLoader workers")
@@ -132,7 +132,7 @@ def main(argv=None) -> dict:
             if args.eager_cell and _regulated(m):
                 cfg = fast_config(m, args.batch_size, args.amp[0], args.channels_last,
                                   args.compile, args.threads, args.device)
-                with _cells_eager():
+                with regcell.disabled():
                     fast = fast_train_throughput(cfg, ds, mean, std, args.steps, args.warmup)
                 runs[m].setdefault("fast_eager_cell", []).append(fast)
                 line += f", eager cell {fast['images_per_s']:.0f} img/s"
@@ -176,7 +176,6 @@ def main(argv=None) -> dict:
 
 def _fused_cell_state() -> str:
     from regnet import kernels
-    from regnet.kernels import regcell
     return "on" if regcell.available() else f"off: {kernels.build_error('regcell')}"
 
 
@@ -184,19 +183,6 @@ def _regulated(model: str) -> bool:
     from regnet import create_model
     from regnet.models.regulated import regulated_stages
     return bool(regulated_stages(create_model(model)))
-
-
-@contextlib.contextmanager
-def _cells_eager():
-    old = os.environ.get("REGNET_FUSED_CELL")
-    os.environ["REGNET_FUSED_CELL"] = "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["REGNET_FUSED_CELL"]
-        else:
-            os.environ["REGNET_FUSED_CELL"] = old
 
 
 def data_only(args, ds, mean, std, data_desc: str, device) -> dict:
