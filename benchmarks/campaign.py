@@ -41,9 +41,9 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine_info, mean_std, train_flags  # noqa: E402
-from welch import verdict, welch  # noqa: E402
 
 from regnet.atomic import atomic_write, atomic_write_text  # noqa: E402
+from regnet.stats import verdict, welch  # noqa: E402
 from regnet.train import TrainConfig  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,6 +115,15 @@ class Campaign:
 
     def missing(self) -> list[dict]:
         return [r for r in self.spec["runs"] if not self.done(r["name"])]
+
+    def partial_epoch(self, name: str) -> int | None:
+        """The epoch a run would resume from (its run folder's last.pt, else the kept one)."""
+        for path in (os.path.join(self.run_dir(name), "last.pt"),
+                     os.path.join(self.result_dir(name), "partial", "last.pt")):
+            if os.path.exists(path):
+                import torch
+                return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+        return None
 
     def restore_partial(self, name: str) -> int | None:
         """Copy a kept `partial/last.pt` back into the run folder when that folder has none (a
@@ -275,6 +284,10 @@ def main(argv=None) -> int:
             raise SystemExit(f"error: no run named {', '.join(sorted(unknown))} in "
                              f"{args.campaign}")
         todo = [r for r in todo if r["name"] in args.only]
+    # Started runs first, the furthest along first: a session then finishes whole runs rather
+    # than leaving more of them part-trained. Otherwise the YAML's order.
+    epochs = {r["name"]: camp.partial_epoch(r["name"]) for r in todo}
+    todo.sort(key=lambda r: (epochs[r["name"]] is None, -(epochs[r["name"]] or 0)))
     if args.max_runs is not None:
         todo = todo[:args.max_runs]
     cores = _parse_cores(args.cores) if args.cores else sorted(os.sched_getaffinity(0))

@@ -80,10 +80,13 @@ def test_a_kept_checkpoint_resumes_the_run_on_a_fresh_machine(tmp_path):
     os.remove(results / "summary.json")
     import shutil
     shutil.rmtree(tmp_path / "runs")
-    path = write_campaign(tmp_path, [{"model": "resnet20", "seed": 3, "epochs": 2}])
-    out = subprocess.run(campaign_cmd(path, tmp_path), env=env, check=True,
+    # A run listed before it that has not started: the started one goes first.
+    path = write_campaign(tmp_path, [{"model": "resnet20", "seed": 4, "epochs": 1},
+                                     {"model": "resnet20", "seed": 3, "epochs": 2}])
+    out = subprocess.run(campaign_cmd(path, tmp_path, "--lanes", "1"), env=env, check=True,
                          capture_output=True, text=True, timeout=300).stdout
     assert "(resuming epoch 1)" in out
+    assert out.index("start resnet20_s3") < out.index("start resnet20_s4")
     rows = [json.loads(line) for line in (results / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert not (results / "partial").exists()

@@ -4,6 +4,7 @@
     regnet study sample --space regnetx --preset cifar_tiny --out S
     regnet study run S [--recipe R] [--workers N] [--backend local|ray] [--set epochs=2 ...]
     regnet study analyze S [S2 ...] --out DIR
+    regnet study chain OUT --preset cifar_chain -n 100 --data-dir D [--workers 2]
     regnet study fit MODEL            (or --widths 24,56,56,152,...)
     regnet study presets
 """
@@ -56,6 +57,34 @@ def register(sub) -> None:
     a.add_argument("--label", action="append", default=None, help="legend label per study")
     a.add_argument("--top", type=int, default=10, help="best models listed per study")
     a.set_defaults(func=cmd_analyze)
+
+    c = ss.add_parser("chain", help="the refinement chain AnyNetX_A..E -> RegNetX: sample, "
+                                    "rank check, train, EDFs and verdicts (resumable)")
+    c.add_argument("chain", help="chain folder (created on first use)")
+    c.add_argument("--preset", default=None, help="regime for a new chain (`regnet study presets`)")
+    c.add_argument("-n", type=int, default=None, help="models per space (default: the preset's)")
+    c.add_argument("--flops", help="FLOP band LOW:HIGH (default: the preset's)")
+    c.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    c.add_argument("--dataset", default=None, help="the data (default: the preset's)")
+    c.add_argument("--data-dir", default=None, help="the dataset's folder")
+    c.add_argument("--rank-models", type=int, default=20,
+                   help="models trained at a second seed to check the budget ranks (default 20)")
+    c.add_argument("--rank-seed", type=int, default=1, help="that second training seed")
+    c.add_argument("--min-rank-corr", type=float, default=None,
+                   help="stop after the rank subset when Spearman's rho is below this")
+    c.add_argument("--rank-only", action="store_true",
+                   help="train only the rank subset (a pilot: does this budget rank models?)")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="training option (repeatable): recorded when the chain is created; a "
+                        "later run may set only threads, data_dir and other speed keys")
+    c.add_argument("--workers", type=int, default=1, help="models trained at once")
+    c.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local worker processes, or a Ray cluster (the ray extra)")
+    c.add_argument("--ray-address", default=None, help="Ray cluster address")
+    c.add_argument("--report", default=None, metavar="DIR",
+                   help="where edf.png and report.md/.json go (default CHAIN/report)")
+    c.add_argument("--report-only", action="store_true", help="train nothing; write the report")
+    c.set_defaults(func=cmd_chain)
 
     f = ss.add_parser("fit", help="fit the linear width rule (w0, wa, wm) to a model's widths")
     f.add_argument("model", nargs="?", help="registered model name")
@@ -116,6 +145,55 @@ def cmd_analyze(args) -> int:
             print(f"{s['label']}: no finished models")
     print(f"wrote {args.out}/report.md, report.html, " + ", ".join(result["images"]))
     return 0
+
+
+def cmd_chain(args) -> int:
+    import os
+
+    from regnet.design.chain import chain_report, create_chain, load_chain, run_chain
+    from regnet.design.spaces import parse_band
+    overrides = _parse_overrides(args.overrides)
+    if not os.path.exists(os.path.join(args.chain, "chain.json")):
+        if args.report_only:
+            load_chain(args.chain)  # the error that says how to create one
+        from regnet.design.presets import get_preset
+        n = args.n or (get_preset(args.preset).n if args.preset else None)
+        if not n:
+            raise CLIError("a new chain needs -n (models per space) or a --preset")
+        from regnet.design.chain import RUN_ONLY_KEYS
+        # A new chain records its training keys; only the run-only ones stay per run.
+        train = {k: v for k, v in overrides.items() if k not in RUN_ONLY_KEYS}
+        overrides = {k: v for k, v in overrides.items() if k in RUN_ONLY_KEYS}
+        train.update({k: v for k, v in (("dataset", args.dataset), ("data_dir", args.data_dir))
+                      if v})
+        chain = create_chain(args.chain, n, preset=args.preset,
+                             flops=parse_band(args.flops) if args.flops else None,
+                             seed=args.seed, train=train, rank_models=args.rank_models,
+                             rank_seed=args.rank_seed)
+        print(f"{args.chain}: {n} models each of {', '.join(chain['spaces'])}; rank subset "
+              f"{len(chain['rank']['models'])} models at seed {chain['rank']['seed']}")
+    elif args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    failed = 0
+    if not args.report_only:
+        counts = run_chain(args.chain, workers=args.workers, overrides=overrides,
+                           min_rank_corr=args.min_rank_corr, rank_only=args.rank_only,
+                           backend=args.backend,
+                           ray_address=args.ray_address)
+        failed = counts["failed"]
+        print(json.dumps({k: counts[k] for k in ("trained", "diverged", "failed", "stopped")}))
+    report_dir = args.report or os.path.join(args.chain, "report")
+    result = chain_report(args.chain, report_dir)
+    for s in result["spaces"]:
+        print(f"{s['space']:<10} n={s['n']:<4} " + (
+            f"min {s['min']:.2f}%  mean {s['mean']:.2f}%" if s["n"] else "no finished models"))
+    rank = result["rank"]
+    if rank and "rho" in rank:
+        print(f"rank check: Spearman rho {rank['rho']:.3f} over {rank['n']} models")
+    for st in result["steps"]:
+        print(f"{st['parent']} -> {st['child']}: {st.get('verdict', 'not enough models')}")
+    print(f"wrote {report_dir}/edf.png, report.md, report.json")
+    return 1 if failed else 0
 
 
 def cmd_fit(args) -> int:

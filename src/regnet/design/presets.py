@@ -63,6 +63,15 @@ PRESETS = {
         "held out: about 14k images per model, 32 models per space on 2 cores",
         (3e6, 4e6), _CIFAR, 32,
         dict(_CIFAR_TRAIN, epochs=4, batch_size=32, lr=0.05, train_subset=3000, val_split=500)),
+    "cifar_chain": Preset(
+        "cifar_chain", "32x32, CIFAR stem, 3-4MF, 3 epochs on 15,000 images of the 45k/5k "
+        "cifar10-jpg split, scored once at the end on its 5,000 val images, fp32: the "
+        "refinement chain's budget (`regnet study chain`), ~2.5 min a model at 1 thread",
+        (3e6, 4e6), _CIFAR, 100,
+        # 5,000 val images: with 500, the error's own sampling noise (~2 points) swamps the
+        # differences that rank models. fp32 on every machine so a chain can move between them.
+        dict(_CIFAR_TRAIN, epochs=3, batch_size=64, lr=0.1, train_subset=15000, val_split=5000,
+             split_seed=0, amp="off", eval_every=3)),
     "smoke": Preset(
         "smoke", "32x32, CIFAR stem, 2-4MF, 1 epoch on 256 images: checks the pipeline",
         (2e6, 4e6), _CIFAR, 4,

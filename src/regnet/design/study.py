@@ -27,7 +27,8 @@ from regnet.atomic import atomic_write_text
 from .presets import get_preset
 from .spaces import Constraints, ModelBase, get_space, sample_space
 
-__all__ = ["create_study", "load_study", "study_jobs", "run_study", "train_job", "StudyError"]
+__all__ = ["create_study", "load_study", "study_jobs", "run_study", "run_jobs", "train_job",
+           "worker_threads", "StudyError"]
 
 FORMAT = "regnet-study-1"
 
@@ -99,31 +100,43 @@ def create_study(out: str, space: str, n: int | None = None, flops=None, seed: i
             "sampling": {"tried": report.tried, "seconds": round(report.seconds, 3),
                          "rejected": report.rejected},
             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_study(out, records, meta)
+    return meta
+
+
+def read_record(path: str, fmt: str, missing: str) -> dict:
+    """A folder's JSON record (study.json, chain.json), refused with `missing` when absent and
+    when its format is not `fmt`."""
+    if not os.path.exists(path):
+        raise StudyError(missing)
+    with open(path) as f:
+        record = json.load(f)
+    if record.get("format") != fmt:
+        raise StudyError(f"{path}: unknown format {record.get('format')!r}")
+    return record
+
+
+def write_study(out: str, records: list[dict], meta: dict) -> None:
+    """configs.jsonl, then study.json (whose presence marks a complete study folder)."""
     os.makedirs(out, exist_ok=True)
     atomic_write_text(os.path.join(out, "configs.jsonl"),
-                  "".join(json.dumps(r) + "\n" for r in records))
+                      "".join(json.dumps(r) + "\n" for r in records))
     atomic_write_text(os.path.join(out, "study.json"), json.dumps(meta, indent=2) + "\n")
-    return meta
 
 
 def load_study(path: str) -> tuple[dict, list[dict], dict[str, dict]]:
     """(study.json, sampled configs, results by model id)."""
-    meta_path = os.path.join(path, "study.json")
-    if not os.path.exists(meta_path):
-        raise StudyError(f"{path} is not a study folder (no study.json); create one with "
-                         f"`regnet study sample ... --out {path}`")
-    with open(meta_path) as f:
-        meta = json.load(f)
-    if meta.get("format") != FORMAT:
-        raise StudyError(f"{meta_path}: unknown format {meta.get('format')!r}")
+    meta = read_record(os.path.join(path, "study.json"), FORMAT,
+                       f"{path} is not a study folder (no study.json); create one with "
+                       f"`regnet study sample ... --out {path}`")
     configs = read_jsonl(os.path.join(path, "configs.jsonl"))
     results = {r["id"]: r for r in read_jsonl(os.path.join(path, "results.jsonl"))}
     return meta, configs, results
 
 
 def study_jobs(path: str, recipe: dict | None = None, overrides: dict | None = None,
-               threads: int | None = None) -> list[dict]:
-    """The training jobs of the models without a result yet.
+               threads: int | None = None, ids=None) -> list[dict]:
+    """The training jobs of the models without a result yet (only those in `ids` if given).
 
     Recipe resolution: the study's recipe (from its preset) < `recipe` < `overrides`; the model
     and its output folder always come from the study.
@@ -133,13 +146,14 @@ def study_jobs(path: str, recipe: dict | None = None, overrides: dict | None = N
     if threads:
         train["threads"] = threads
     train.setdefault("seed", meta.get("seed", 0))
+    wanted = None if ids is None else set(ids)
     jobs = []
     for rec in configs:
-        if rec["id"] in results:
+        if rec["id"] in results or (wanted is not None and rec["id"] not in wanted):
             continue
         cfg = dict(train, model=rec["model"], model_args=rec["model_args"],
                    out=os.path.join(path, "runs", rec["id"]))
-        jobs.append({"id": rec["id"], "train": cfg})
+        jobs.append({"id": rec["id"], "study": path, "train": cfg})
     return jobs
 
 
@@ -184,7 +198,7 @@ def _local(jobs, workers: int, on_result, on_error) -> None:
     if workers <= 1:
         for job in jobs:
             try:
-                on_result(train_job(job))
+                on_result(job, train_job(job))
             except Exception as err:  # noqa: BLE001  (one model's failure must not stop a study)
                 on_error(job, err)
         return
@@ -196,7 +210,7 @@ def _local(jobs, workers: int, on_result, on_error) -> None:
             for fut in done:
                 job = pending.pop(fut)
                 try:
-                    on_result(fut.result())
+                    on_result(job, fut.result())
                 except Exception as err:  # noqa: BLE001
                     on_error(job, err)
 
@@ -218,12 +232,51 @@ def _ray(jobs, workers: int, threads: int, address: str | None, on_result, on_er
             for ref in done:
                 job = pending.pop(ref)
                 try:
-                    on_result(ray.get(ref))
+                    on_result(job, ray.get(ref))
                 except Exception as err:  # noqa: BLE001
                     on_error(job, err)
     finally:
         if started:
             ray.shutdown()
+
+
+def worker_threads(workers: int, recipe: dict | None = None,
+                   overrides: dict | None = None) -> int:
+    """Threads per worker: the recipe's `threads`, else this process's cores shared out."""
+    if workers < 1:
+        raise StudyError(f"workers must be >= 1, got {workers}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return int((overrides or {}).get("threads") or (recipe or {}).get("threads") or
+               max(1, (cores or 1) // workers))
+
+
+def run_jobs(jobs: list[dict], workers: int = 1, backend: str = "local",
+             ray_address: str | None = None, threads: int = 1, log=print) -> dict:
+    """Train `jobs` (from `study_jobs`, possibly of several studies), `workers` at a time; each
+    result goes to its own study's results.jsonl as it finishes. Returns counts."""
+    if backend not in ("local", "ray"):
+        raise StudyError(f"unknown backend {backend!r}; expected local or ray")
+    counts = {"trained": 0, "diverged": 0, "failed": 0}
+
+    def on_result(job, result):
+        _append_result(job["study"], result)
+        counts["trained" if result["status"] == "ok" else "diverged"] += 1
+        err = f"error {result['error']:.2f}%" if result["status"] == "ok" else result["status"]
+        where = os.path.basename(os.path.normpath(job["study"]))
+        log(f"  {where}/{result['id']}: {err} ({result['seconds']} s) "
+            f"[{counts['trained'] + counts['diverged']}/{len(jobs)}]")
+
+    def on_error(job, err):
+        # Not recorded: a crash (bad data path, out of memory) is retried on the next run.
+        counts["failed"] += 1
+        log(f"  {job['id']}: FAILED: {type(err).__name__}: {err}")
+
+    if jobs and backend == "local":
+        _local(jobs, workers, on_result, on_error)
+    elif jobs:
+        _ray(jobs, workers, threads, ray_address, on_result, on_error)
+    sys.stdout.flush()
+    return counts
 
 
 def run_study(path: str, recipe: dict | None = None, overrides: dict | None = None,
@@ -232,42 +285,23 @@ def run_study(path: str, recipe: dict | None = None, overrides: dict | None = No
     """Train every model of the study that has no result; returns counts of what happened."""
     if backend not in ("local", "ray"):
         raise StudyError(f"unknown backend {backend!r}; expected local or ray")
-    if workers < 1:
-        raise StudyError(f"workers must be >= 1, got {workers}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = int((overrides or {}).get("threads") or (recipe or {}).get("threads") or
-                  max(1, (cores or 1) // workers))
+    threads = worker_threads(workers, recipe, overrides)
     meta, configs, done_before = load_study(path)
     check_train_data({**meta.get("train", {}), **(recipe or {}), **(overrides or {})}, path)
     jobs = study_jobs(path, recipe, overrides, threads)
     if limit is not None:
         jobs = jobs[:limit]
-    counts = {"models": len(configs), "already_done": len(done_before), "trained": 0,
-              "diverged": 0, "failed": 0}
     log(f"{path}: {len(configs)} models, {len(done_before)} done, training {len(jobs)} "
         f"({backend}, {workers} worker(s) x {threads} thread(s))")
-
-    def on_result(result):
-        _append_result(path, result)
-        counts["trained" if result["status"] == "ok" else "diverged"] += 1
-        err = f"error {result['error']:.2f}%" if result["status"] == "ok" else result["status"]
-        log(f"  {result['id']}: {err} ({result['seconds']} s) "
-            f"[{counts['trained'] + counts['diverged']}/{len(jobs)}]")
-
-    def on_error(job, err):
-        # Not recorded: a crash (bad data path, out of memory) is retried on the next run.
-        counts["failed"] += 1
-        log(f"  {job['id']}: FAILED: {type(err).__name__}: {err}")
-
     if jobs:  # what this run trains with, for the report (the last run's settings)
-        shared = {k: v for k, v in jobs[0]["train"].items()
-                  if k not in ("model", "model_args", "out")}
-        atomic_write_text(os.path.join(path, "run.json"),
+        record_run(path, jobs[0], backend, workers)
+    counts = run_jobs(jobs, workers, backend, ray_address, threads, log)
+    return {"models": len(configs), "already_done": len(done_before), **counts}
+
+
+def record_run(path: str, job: dict, backend: str, workers: int) -> None:
+    """run.json: the shared training keys of the study's latest run."""
+    shared = {k: v for k, v in job["train"].items() if k not in ("model", "model_args", "out")}
+    atomic_write_text(os.path.join(path, "run.json"),
                       json.dumps({"train": shared, "backend": backend, "workers": workers},
                                  indent=2) + "\n")
-    if jobs and backend == "local":
-        _local(jobs, workers, on_result, on_error)
-    elif jobs:
-        _ray(jobs, workers, threads, ray_address, on_result, on_error)
-    sys.stdout.flush()
-    return counts
