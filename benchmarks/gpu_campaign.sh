@@ -9,6 +9,10 @@
 #                                            benchmarks/campaigns/table3.yaml
 # Back here, from the repository root:  cat "$FILES_AT"/results.tar.gz.part-* | tar -xzf -
 #                                        then commit benchmarks/results/<campaign>/
+# A design-space chain folder (`regnet study chain`) instead of a YAML file: its missing models
+# are trained, LANES at a time, until LIMIT; its studies' records (not the run folders) are
+# packed the same way:  PYTHON=python3 benchmarks/gpu_campaign.sh \
+#                           benchmarks/results/design_chain/cifar_chain
 # Environment: LIMIT (seconds, default 540), LANES (default 5), ONLY (run names), OUT
 # (default /tmp/gpu_campaign), PYTHON. Smoke test on a CPU (a tiny campaign of 2 runs):
 #   LIMIT=300 LANES=2 OUT=/tmp/gc benchmarks/gpu_campaign.sh tests/fixtures/tiny_campaign.yaml
@@ -28,6 +32,20 @@ if [ ! -d ../shared/data/cifar10-jpg/train ] && [ -f .gpu_data/cifar10-jpg.tar.g
     [ -d .gpu_data/train ] || tar -xzf .gpu_data/cifar10-jpg.tar.gz -C .gpu_data
     mkdir -p ../shared/data/cifar10-jpg
     ln -s "$PWD/.gpu_data/train" ../shared/data/cifar10-jpg/train
+fi
+if [ -f "$CAMPAIGN/chain.json" ]; then
+    STAMP=$(mktemp); sleep 1
+    { date -u; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+      timeout --signal=TERM "$LIMIT" "$PY" -m regnet study chain "$CAMPAIGN" --workers "$LANES"
+      echo "chain exit $? at $(date -u)"; } >> "$LOG" 2>&1
+    changed=$(find "$CAMPAIGN" -path '*/runs' -prune -o -type f -newer "$STAMP" -print)
+    rm -f "$STAMP"
+    if [ -n "$changed" ]; then
+        tar -czf - $changed | split -b 15M - "$OUT/results.tar.gz.part-"
+        echo "packed: $(echo $changed | wc -w) files" >> "$LOG"
+    fi
+    tail -n 40 "$LOG"
+    exit 0
 fi
 NAME=$("$PY" -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['name'])" "$CAMPAIGN")
 RESULTS=benchmarks/results/$NAME
