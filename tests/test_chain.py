@@ -123,8 +123,13 @@ def test_cli_chain_trains_for_real_and_reports(tmp_path, capsys):
             "--rank-models", "3", "--set", "val_split=100", "--set", "train_subset=48",
             "--set", "image_size=null", "--set", "augment=none", "--set", "epochs=1",
             "--set", "batch_size=16", "--set", "threads=1"]
+    # 1 epoch on 48 digits does not rank models: the default bar stops after the rank subset
     assert cli_main(args) == 0
     text = capsys.readouterr().out
+    assert '"stopped": "' in text and "does not rank models" in text
+    assert len(load_study(os.path.join(out, "regnetx"))[2]) == 0
+    assert cli_main(["study", "chain", out, "--min-rank-corr", "-1"]) == 0
+    text += capsys.readouterr().out
     assert "rank subset 3 models at seed 1" in text and "wrote" in text
     for space in ("anynetx_a", "anynetx_e", "regnetx"):
         assert len(load_study(os.path.join(out, space))[2]) == 1

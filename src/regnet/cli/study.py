@@ -70,8 +70,9 @@ def register(sub) -> None:
     c.add_argument("--rank-models", type=int, default=20,
                    help="models trained at a second seed to check the budget ranks (default 20)")
     c.add_argument("--rank-seed", type=int, default=1, help="that second training seed")
-    c.add_argument("--min-rank-corr", type=float, default=None,
-                   help="stop after the rank subset when Spearman's rho is below this")
+    c.add_argument("--min-rank-corr", type=float, default=0.7,
+                   help="stop after the rank subset when Spearman's rho is below this "
+                        "(default 0.7; -1 trains the populations whatever it is)")
     c.add_argument("--rank-only", action="store_true",
                    help="train only the rank subset (a pilot: does this budget rank models?)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -12,7 +12,7 @@ A chain folder holds
 
 The rank subset is trained first, at seed 0 inside its spaces' studies and again at seed k, so a
 budget too short to rank models shows after 2 x 20 trainings rather than after 600: with
-`min_rank_corr` the chain stops there when Spearman's rho of the two seeds' errors is below it.
+`min_rank_corr` above -1 the chain stops there when Spearman's rho of the two seeds' errors is below it.
 The rest follows space by space in the chain's order. Every model's result is appended to its
 study's results.jsonl as it finishes, so a killed chain re-run with the same command trains only
 what is missing (see `regnet.design.study`).
@@ -196,15 +196,19 @@ def run_chain(out: str, workers: int = 1, overrides: dict | None = None,
                   f"{chain['rank']['seed']})")
     rank = rank_check(out, chain)
     stopped = None
+    check = min_rank_corr is not None and min_rank_corr > -1 and chain["rank"]["models"]
     if rank and "rho" in rank:
         log(f"{out}: rank check: Spearman rho {rank['rho']:.3f} over {rank['n']} models "
             f"(seed 0 vs seed {rank['seed']}, p {rank['p']:.2g})")
-        if min_rank_corr is not None and rank["rho"] < min_rank_corr:
+        if check and rank["rho"] < min_rank_corr:
             stopped = (f"rank correlation {rank['rho']:.3f} < {min_rank_corr}: this budget does "
                        f"not rank models; train longer (more epochs or images) before sampling "
                        f"the populations")
-    elif min_rank_corr is not None and chain["rank"]["models"]:
+    elif check and rank and len(rank["pairs"]) < rank["wanted"]:
         stopped = "the rank subset did not finish; no rank correlation to check"
+    elif check:
+        stopped = ("every model of the rank subset has the same error at one seed: this budget "
+                   "does not rank models")
     if rank_only and not stopped:
         stopped = "rank subset only (asked)"
     if stopped:
