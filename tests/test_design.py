@@ -113,6 +113,23 @@ def test_sampled_record_rebuilds_through_create_model():
     assert {k: got[k] for k in ("params", "flops", "acts")} == rec["complexity"]
 
 
+@pytest.mark.parametrize("space", ["anynetx_a", "regnetx"])
+def test_a_zero_init_base_starts_every_block_at_its_shortcut(space):
+    import dataclasses
+
+    import torch
+    base = dataclasses.replace(SMALL, zero_init_last=True)
+    rec = sample_space(space, 1, PRESETS["smoke"].constraints(), base, seed=5)[0][0]
+    assert rec["model_args"]["zero_init_last"] is True
+    assert sample_space(space, 1, PRESETS["smoke"].constraints(), SMALL,
+                        seed=5)[0][0]["model_args"]["zero_init_last"] is False
+    model = regnet.create_model(rec["model"], num_classes=10, **rec["model_args"])
+    last = [m.weight for name, m in model.named_modules()
+            if isinstance(m, torch.nn.BatchNorm2d) and name.endswith(".bn3")]
+    assert last and all(torch.count_nonzero(w) == 0 for w in last)
+    assert PRESETS["cifar_chain"].base.zero_init_last
+
+
 def test_log_uniform_draws_stay_on_the_grid():
     rng = random.Random(0)
     vals = [_log_uniform(rng, 8, 256, 8) for _ in range(2000)]

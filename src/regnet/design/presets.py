@@ -40,6 +40,8 @@ class Preset:
 
 
 _CIFAR = ModelBase(input_size=(3, 32, 32), stem="cifar", num_classes=10)
+_CIFAR_ZERO_INIT = ModelBase(input_size=(3, 32, 32), stem="cifar", num_classes=10,
+                             zero_init_last=True)
 # amp stays "auto" (bf16 autocast where the CPU has bf16 units): on this project's 2-core
 # AVX512-BF16 machine it trains RegNetX/Y-200MF-class CIFAR nets 1.25-1.3x faster than fp32
 # (benchmarks/train_throughput.py --amp auto,off; docs/PERFORMANCE.md).
@@ -64,14 +66,18 @@ PRESETS = {
         (3e6, 4e6), _CIFAR, 32,
         dict(_CIFAR_TRAIN, epochs=4, batch_size=32, lr=0.05, train_subset=3000, val_split=500)),
     "cifar_chain": Preset(
-        "cifar_chain", "32x32, CIFAR stem, 3-4MF, 3 epochs on 15,000 images of the 45k/5k "
-        "cifar10-jpg split, scored once at the end on its 5,000 val images, fp32: the "
-        "refinement chain's budget (`regnet study chain`), ~2.5 min a model at 1 thread",
-        (3e6, 4e6), _CIFAR, 100,
+        "cifar_chain", "32x32, CIFAR stem, 3-4MF, zero-init last BN, 3 epochs on 15,000 "
+        "images of the 45k/5k cifar10-jpg split (0.3 warm-up epochs), scored once at the end "
+        "on its 5,000 val images, fp32: the refinement chain's budget (`regnet study chain`), "
+        "~2 min a model at 1 thread",
+        (3e6, 4e6), _CIFAR_ZERO_INIT, 100,
         # 5,000 val images: with 500, the error's own sampling noise (~2 points) swamps the
         # differences that rank models. fp32 on every machine so a chain can move between them.
+        # Without the zero-init and the warm-up, many sampled models (deep and narrow) stay
+        # near chance in 3 epochs: anynetx_a m0001 89.2% error -> 57.4% with both
+        # (docs/RESULTS.md section 7).
         dict(_CIFAR_TRAIN, epochs=3, batch_size=64, lr=0.1, train_subset=15000, val_split=5000,
-             split_seed=0, amp="off", eval_every=3)),
+             split_seed=0, amp="off", eval_every=3, warmup_epochs=0.3, warmup_factor=0.1)),
     "smoke": Preset(
         "smoke", "32x32, CIFAR stem, 2-4MF, 1 epoch on 256 images: checks the pipeline",
         (2e6, 4e6), _CIFAR, 4,

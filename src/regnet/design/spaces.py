@@ -66,11 +66,13 @@ class Constraints:
 
 @dataclass(frozen=True)
 class ModelBase:
-    """What every model of a study shares: input, stem, classes."""
+    """What every model of a study shares: input, stem, classes, and whether each block's last
+    BN starts at zero (pycls's ZERO_INIT_FINAL_GAMMA, off by default there and here)."""
 
     input_size: tuple[int, ...] = (3, 224, 224)
     stem: str = "anynet"
     num_classes: int = 1000
+    zero_init_last: bool = False
 
 
 def parse_band(text: str) -> tuple[float, float]:
@@ -163,7 +165,8 @@ class AnyNetSpace(DesignSpace):
         mults = [1.0 / b for b in params["bs"]]
         ws, mults, gs = adjust_compatibility(params["ws"], mults, params["gs"])
         return AnyNetCfg(depths=tuple(params["ds"]), widths=ws, bot_muls=mults, group_widths=gs,
-                         strides=(2,) * len(ws), stem=base.stem, input_size=base.input_size)
+                         strides=(2,) * len(ws), stem=base.stem, input_size=base.input_size,
+                         zero_init_last=base.zero_init_last)
 
     def stats(self, params, cfg):
         # Stage-wise g and b are summarised by their per-block median; w0, wa, wm of an AnyNet
@@ -195,7 +198,8 @@ class RegNetSpace(DesignSpace):
             return None
         return AnyNetCfg(depths=s.depths, widths=s.widths, bot_muls=s.bot_muls,
                          group_widths=s.group_widths, strides=(2,) * s.num_stages,
-                         se_ratio=self.se_ratio, stem=base.stem, input_size=base.input_size)
+                         se_ratio=self.se_ratio, stem=base.stem, input_size=base.input_size,
+                         zero_init_last=base.zero_init_last)
 
     def stats(self, params, cfg):
         return {k: params[k] for k in ("d", "w0", "wa", "wm", "g", "b")}
