@@ -75,8 +75,12 @@ def load_campaign(path: str) -> dict:
                 raise CampaignError(f"{path}: run {name} sets {key!r}; the campaign sets it")
         TrainConfig.check_keys(run, f"{path}: run {name}: ")
         runs.append({"name": name, "config": run})
+    paper = spec.get("paper") or {}
+    if not isinstance(paper, dict):
+        raise CampaignError(f"{path}: `paper` maps a model (or run group label) to its figure")
     return {"name": str(spec["name"]), "description": spec.get("description", ""),
-            "runs": runs}
+            "runs": runs, "paper": {str(k): str(v) for k, v in paper.items()},
+            "paper_note": str(spec.get("paper_note", ""))}
 
 
 def command(run: dict, out: str, threads: int) -> list[str]:
@@ -194,6 +198,17 @@ class Campaign:
         return True
 
 
+def paper_cell(paper: dict, label: str, base: dict | None) -> str:
+    """The paper's figure for a group and, where both are numbers, its gap to the baseline's."""
+    mine, theirs = paper.get(label, ""), paper.get(base["label"], "") if base else ""
+    try:
+        if base and label != base["label"]:
+            return f"{mine} ({float(mine) - float(theirs):+.2f})"
+    except ValueError:
+        pass
+    return mine
+
+
 def report(camp: Campaign, baseline: str | None, out: str) -> dict:
     """Per group of runs that differ only in their seed: n, mean +- sd of the final and best
     validation top-1, and against the baseline group: the difference of final top-1 with its
@@ -217,9 +232,11 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
     lines = [f"# {camp.spec['name']}: {camp.spec.get('description', '')}", "",
              f"Validation top-1 (%) of finished runs; the difference is final top-1 against "
              f"{base['label'] if base else '-'}, with its 95% interval and Welch's two-sided "
-             "p-value.", "",
+             "p-value; the paper column gives the paper's figure and its own gap to the "
+             "baseline.", "",
              "| model | n | params | final top-1 | best top-1 | minutes | vs baseline | p | "
-             "verdict |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "verdict | paper |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for g in rows:
         cmp = ""
         if g is not base and base and len(g["final"]) > 1 and len(base["final"]) > 1:
@@ -231,7 +248,10 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
             cmp = "- | - | " + ("baseline" if g is base else "needs n >= 2 on both sides")
         lines.append(f"| {g['label']} | {len(g['final'])} | {g['params']:,} | "
                      f"{mean_std(g['final'])} | {mean_std(g['best'])} | "
-                     f"{sum(g['minutes']) / len(g['minutes']):.0f} | {cmp} |")
+                     f"{sum(g['minutes']) / len(g['minutes']):.0f} | {cmp} | "
+                     f"{paper_cell(camp.spec.get('paper', {}), g['label'], base)} |")
+    if camp.spec.get("paper_note"):
+        lines += ["", f"Paper column: {camp.spec['paper_note']}"]
     lines += ["", f"Runs: {', '.join(r for g in rows for r in g['runs'])}. Each run's command, "
               f"commit and machine: {os.path.relpath(camp.results, ROOT)}/<run>/run.json.", ""]
     atomic_write_text(out + ".md", "\n".join(lines))
