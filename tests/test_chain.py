@@ -110,6 +110,9 @@ def test_report_judges_a_chain_that_ranks(tmp_path, monkeypatch):
     assert [s["n"] for s in report["spaces"]] == [20, 20, 20]
     assert [st["verdict"].split(":")[0] for st in report["steps"]] == ["confirmed", "confirmed"]
     assert all("improves" in st["verdict"] for st in report["steps"])
+    few = chain_report(out, str(tmp_path / "few"), min_models=21)
+    assert all(st["verdict"] == "not judged yet: 20 and 20 models finished (needs 21 a side)"
+               for st in few["steps"])
     md = open(tmp_path / "report" / "report.md").read()
     assert "anynetx_a -> anynetx_d" in md and "**1.000**" in md
     assert os.path.getsize(tmp_path / "report" / "edf.png") > 1000

@@ -49,9 +49,9 @@ def test_a_changed_or_missing_zoo_file_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(DATA), reason="../shared/data/cifar10-jpg not here")
-def test_the_resnet20_tag_reproduces_its_val_top1_with_regnet_eval(capsys):
+@pytest.mark.parametrize("tag", ZOO, ids=[t.name for t in ZOO])
+def test_a_zoo_tag_reproduces_its_val_top1_with_regnet_eval(tag, capsys):
     from regnet.cli import main
-    tag = regnet.pretrained.get_pretrained("resnet20", "c10jpg_r12_s0")
     assert main(["eval", fetch(tag), "--data-dir", DATA, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["images"] == 5000 and result["split"] == "val"

@@ -41,6 +41,9 @@ RUN_ONLY_KEYS = frozenset({"threads", "num_workers", "progress", "tensorboard", 
 # The rank correlation below which the report does not judge the claim: errors that do not
 # rank models do not rank design spaces either (the issue's bar).
 MIN_RANK_CORR = 0.7
+# Models a side before a refinement step is judged: the KS p-values are asymptotic, and below
+# ~20 a side they are too small (two 4-model samples that do not overlap give p = 0.03).
+MIN_STEP_MODELS = 20
 CHAIN = ("anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e", "regnetx")
 # What the paper reports for each refinement (its Figs. 5, 7, 9 and Sec. 3.3): the claim under
 # test is the weaker "keeps or improves" for every step.
@@ -242,7 +245,8 @@ def step_verdict(parent: list[float], child: list[float], alpha: float = 0.05) -
 
 
 def chain_report(out: str, report_dir: str | None = None, alpha: float = 0.05,
-                 min_rank_corr: float = MIN_RANK_CORR) -> dict:
+                 min_rank_corr: float = MIN_RANK_CORR,
+                 min_models: int = MIN_STEP_MODELS) -> dict:
     """edf.png (all spaces), report.md and report.json in `report_dir` (default OUT/report):
     each space's errors, the rank check, and each refinement step's tests and verdict. A step
     is judged only when the rank check reached `min_rank_corr`; otherwise its tests are shown
@@ -275,6 +279,9 @@ def chain_report(out: str, report_dir: str | None = None, alpha: float = 0.05,
                 rho = f"rho {rank['rho']:.2f}" if rank and "rho" in rank else "no rank check yet"
                 step["verdict"] = (f"not judged: the budget does not rank models ({rho} < "
                                    f"{min_rank_corr}); tests shown for reference")
+            elif min(parent["n"], child["n"]) < min_models:
+                step["verdict"] = (f"not judged yet: {parent['n']} and {child['n']} models "
+                                   f"finished (needs {min_models} a side)")
         steps.append(step)
     result = {"chain": chain, "spaces": [{k: v for k, v in s.items() if k != "meta"}
                                          for s in spaces],
