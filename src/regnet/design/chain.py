@@ -310,7 +310,10 @@ def _report_md(out: str, result: dict, spaces: list[dict]) -> str:
     band = spaces[0]["meta"]["constraints"]["flops"]
     train = result["train"]
     recipe = ", ".join(f"{k}={train[k]}" for k in ("dataset", "epochs", "train_subset",
-                                                     "val_split", "batch_size", "lr") if k in train)
+                                                     "val_split", "batch_size", "lr", "schedule",
+                                                     "warmup_epochs", "amp") if k in train)
+    if spaces[0]["meta"]["base"].get("zero_init_last"):
+        recipe += ", each block's last BN initialised to zero"
     lines = ["# Design-space refinement chain", "",
              f"Chain folder `{out}`: {chain['n']} models per space sampled in "
              f"{band[0] / 1e6:g}-{band[1] / 1e6:g} MF (sampling seed {chain['seed']}, preset "
