@@ -292,9 +292,9 @@ def main(argv=None) -> int:
         return 0
     if args.list:
         for r in spec["runs"]:
+            epoch = None if camp.done(r["name"]) else camp.partial_epoch(r["name"])
             state = "done" if camp.done(r["name"]) else (
-                "partial" if os.path.exists(os.path.join(camp.result_dir(r["name"]), "partial",
-                                                         "last.pt")) else "missing")
+                "missing" if epoch is None else f"partial (epoch {epoch})")
             print(f"{r['name']:<28} {state}")
         return 0
     todo = camp.missing()

@@ -83,6 +83,10 @@ def test_a_kept_checkpoint_resumes_the_run_on_a_fresh_machine(tmp_path):
     # A run listed before it that has not started: the started one goes first.
     path = write_campaign(tmp_path, [{"model": "resnet20", "seed": 4, "epochs": 1},
                                      {"model": "resnet20", "seed": 3, "epochs": 2}])
+    listing = subprocess.run(campaign_cmd(path, tmp_path, "--list"), env=env, check=True,
+                             capture_output=True, text=True).stdout
+    assert listing.split() == ["resnet20_s4", "missing", "resnet20_s3", "partial", "(epoch",
+                               "1)"]
     out = subprocess.run(campaign_cmd(path, tmp_path, "--lanes", "1"), env=env, check=True,
                          capture_output=True, text=True, timeout=300).stdout
     assert "(resuming epoch 1)" in out
