@@ -141,5 +141,7 @@ def test_cli_chain_trains_for_real_and_reports(tmp_path, capsys):
     assert load_study(os.path.join(out, "regnetx"))[0]["train"]["train_subset"] == 48
     assert cli_main(["study", "chain", out, "--set", "epochs=2"]) == 2
     assert "would change what the chain trains" in capsys.readouterr().err
+    assert cli_main(["study", "chain", out, "-n", "5", "--report-only"]) == 2
+    assert "created with -n 1; -n 5 needs a new chain folder" in capsys.readouterr().err
     assert cli_main(["study", "chain", out, "--report-only"]) == 0
     assert os.path.exists(os.path.join(out, "report", "report.md"))

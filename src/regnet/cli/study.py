@@ -64,7 +64,7 @@ def register(sub) -> None:
     c.add_argument("--preset", default=None, help="regime for a new chain (`regnet study presets`)")
     c.add_argument("-n", type=int, default=None, help="models per space (default: the preset's)")
     c.add_argument("--flops", help="FLOP band LOW:HIGH (default: the preset's)")
-    c.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    c.add_argument("--seed", type=int, default=None, help="the sampler's seed (default 0)")
     c.add_argument("--dataset", default=None, help="the data (default: the preset's)")
     c.add_argument("--data-dir", default=None, help="the dataset's folder")
     c.add_argument("--rank-models", type=int, default=20,
@@ -169,12 +169,21 @@ def cmd_chain(args) -> int:
                       if v})
         chain = create_chain(args.chain, n, preset=args.preset,
                              flops=parse_band(args.flops) if args.flops else None,
-                             seed=args.seed, train=train, rank_models=args.rank_models,
+                             seed=args.seed or 0, train=train, rank_models=args.rank_models,
                              rank_seed=args.rank_seed)
         print(f"{args.chain}: {n} models each of {', '.join(chain['spaces'])}; rank subset "
               f"{len(chain['rank']['models'])} models at seed {chain['rank']['seed']}")
-    elif args.data_dir:
-        overrides["data_dir"] = args.data_dir
+    else:
+        # The same command runs again to resume; a different regime needs a new folder.
+        chain = load_chain(args.chain)
+        for flag, given, recorded in (("--preset", args.preset, chain["preset"]),
+                                      ("-n", args.n, chain["n"]),
+                                      ("--seed", args.seed, chain["seed"])):
+            if given is not None and given != recorded:
+                raise CLIError(f"{args.chain} was created with {flag} {recorded}; {flag} "
+                               f"{given} needs a new chain folder")
+        if args.data_dir:
+            overrides["data_dir"] = args.data_dir
     failed = 0
     if not args.report_only:
         counts = run_chain(args.chain, workers=args.workers, overrides=overrides,
