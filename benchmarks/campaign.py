@@ -137,8 +137,7 @@ class Campaign:
         if not os.path.exists(kept) or os.path.exists(here):
             return None
         copy_atomic(kept, here)
-        import torch
-        return int(torch.load(here, map_location="cpu", weights_only=True)["epoch"])
+        return self.partial_epoch(name)
 
     def keep_partial(self, name: str, seen: list) -> None:
         """Copy the run's last.pt beside its results whenever it changes."""

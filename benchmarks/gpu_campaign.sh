@@ -33,38 +33,37 @@ if [ ! -d ../shared/data/cifar10-jpg/train ] && [ -f .gpu_data/cifar10-jpg.tar.g
     mkdir -p ../shared/data/cifar10-jpg
     ln -s "$PWD/.gpu_data/train" ../shared/data/cifar10-jpg/train
 fi
-if [ -f "$CAMPAIGN/chain.json" ]; then
-    STAMP=$(mktemp); sleep 1
-    { date -u; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
-      timeout --signal=TERM "$LIMIT" "$PY" -m regnet study chain "$CAMPAIGN" --workers "$LANES"
-      echo "chain exit $? at $(date -u)"; } >> "$LOG" 2>&1
-    changed=$(find "$CAMPAIGN" -path '*/runs' -prune -o -type f -newer "$STAMP" -print)
-    rm -f "$STAMP"
-    if [ -n "$changed" ]; then
-        tar -czf - $changed | split -b 15M - "$OUT/results.tar.gz.part-"
-        echo "packed: $(echo $changed | wc -w) files" >> "$LOG"
-    fi
-    tail -n 40 "$LOG"
-    exit 0
-fi
-NAME=$("$PY" -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['name'])" "$CAMPAIGN")
-RESULTS=benchmarks/results/$NAME
 STAMP=$(mktemp); sleep 1
-only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)
 { date -u; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
-  "$PY" benchmarks/campaign.py "$CAMPAIGN" --list; } >> "$LOG" 2>&1
-# Start nothing in the last 3 minutes (a run started then would only leave an early partial).
-timeout --signal=TERM "$LIMIT" "$PY" benchmarks/campaign.py "$CAMPAIGN" --lanes "$LANES" \
-    --stop-starting-after "$(( LIMIT / 60 > 3 ? LIMIT / 60 - 3 : 1 ))" "${only[@]}" >> "$LOG" 2>&1
-echo "campaign exit $? at $(date -u)" >> "$LOG"
-"$PY" benchmarks/campaign.py "$CAMPAIGN" --list >> "$LOG" 2>&1
-# every run folder holding a file this call wrote (a finished run's record, a partial/last.pt)
-changed=$(find "$RESULTS" -type f -newer "$STAMP" 2>/dev/null \
-          | sed -E "s#^($RESULTS/[^/]+)/.*#\1#" | sort -u)
+} >> "$LOG" 2>&1
+if [ -f "$CAMPAIGN/chain.json" ]; then
+    timeout --signal=TERM "$LIMIT" "$PY" -m regnet study chain "$CAMPAIGN" --workers "$LANES" \
+        >> "$LOG" 2>&1
+    echo "chain exit $? at $(date -u)" >> "$LOG"
+    # every study record this call wrote (the run folders stay behind)
+    changed=$(find "$CAMPAIGN" -path '*/runs' -prune -o -type f -newer "$STAMP" -print)
+    what=files
+else
+    NAME=$("$PY" -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['name'])" \
+           "$CAMPAIGN")
+    RESULTS=benchmarks/results/$NAME
+    only=(); [ -n "${ONLY:-}" ] && only=(--only $ONLY)
+    "$PY" benchmarks/campaign.py "$CAMPAIGN" --list >> "$LOG" 2>&1
+    # Start nothing in the last 3 minutes (a run started then would only leave an early partial).
+    timeout --signal=TERM "$LIMIT" "$PY" benchmarks/campaign.py "$CAMPAIGN" --lanes "$LANES" \
+        --stop-starting-after "$(( LIMIT / 60 > 3 ? LIMIT / 60 - 3 : 1 ))" "${only[@]}" \
+        >> "$LOG" 2>&1
+    echo "campaign exit $? at $(date -u)" >> "$LOG"
+    "$PY" benchmarks/campaign.py "$CAMPAIGN" --list >> "$LOG" 2>&1
+    # every run folder holding a file this call wrote (a finished run's record, a partial/last.pt)
+    changed=$(find "$RESULTS" -type f -newer "$STAMP" 2>/dev/null \
+              | sed -E "s#^($RESULTS/[^/]+)/.*#\1#" | sort -u)
+    what="run folders"
+fi
 rm -f "$STAMP"
 if [ -n "$changed" ]; then
     tar -czf - $changed | split -b 15M - "$OUT/results.tar.gz.part-"
-    echo "packed: $(echo $changed | wc -w) run folders," \
+    echo "packed: $(echo $changed | wc -w) $what," \
          "$(du -ch "$OUT"/results.tar.gz.part-* | tail -1)" >> "$LOG"
 else
     echo "packed: nothing changed" >> "$LOG"

@@ -12,10 +12,10 @@ A chain folder holds
 
 The rank subset is trained first, at seed 0 inside its spaces' studies and again at seed k, so a
 budget too short to rank models shows after 2 x 20 trainings rather than after 600: with
-`min_rank_corr` above -1 the chain stops there when Spearman's rho of the two seeds' errors is below it.
-The rest follows space by space in the chain's order. Every model's result is appended to its
-study's results.jsonl as it finishes, so a killed chain re-run with the same command trains only
-what is missing (see `regnet.design.study`).
+`min_rank_corr` above -1 the chain stops there when Spearman's rho of the two seeds' errors is
+below it. The rest follows space by space in the chain's order. Every model's result is appended
+to its study's results.jsonl as it finishes, so a killed chain re-run with the same command
+trains only what is missing (see `regnet.design.study`).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from regnet.atomic import atomic_write_text
 from regnet.stats import ks_2samp, spearman, welch
 
 from .study import (FORMAT, StudyError, check_train_data, create_study, load_study,
-                    read_record, record_run, run_jobs, study_jobs, worker_threads, write_study)
+                    read_record, run_jobs, study_jobs, worker_threads, write_study)
 
 __all__ = ["CHAIN", "PAPER_CLAIMS", "create_chain", "load_chain", "run_chain", "rank_check",
            "chain_report", "step_verdict"]
@@ -133,14 +133,14 @@ def rank_check(out: str, chain: dict | None = None) -> dict | None:
         return None
     second = _errors(os.path.join(out, chain["rank"]["study"]))
     firsts = {space: _errors(os.path.join(out, space)) for space in chain["spaces"]}
+    key = f"seed{chain['rank']['seed']}"
     pairs = []
     for space, mid in chain["rank"]["models"]:
         a, b = firsts[space].get(mid), second.get(f"{space}-{mid}")
         if a is not None and b is not None:
-            pairs.append({"space": space, "id": mid, "seed0": a, f"seed{chain['rank']['seed']}": b})
+            pairs.append({"space": space, "id": mid, "seed0": a, key: b})
     result = {"pairs": pairs, "wanted": len(chain["rank"]["models"]),
               "seed": chain["rank"]["seed"]}
-    key = f"seed{chain['rank']['seed']}"
     if len(pairs) >= 3:
         try:
             result.update(spearman([p["seed0"] for p in pairs], [p[key] for p in pairs]))
@@ -169,15 +169,10 @@ def run_chain(out: str, workers: int = 1, overrides: dict | None = None,
     for path in paths + ([rank_path] if chain["rank"]["models"] else []):
         check_train_data({**load_study(path)[0].get("train", {}), **(overrides or {})}, path)
     totals = {"trained": 0, "diverged": 0, "failed": 0}
-    recorded: set[str] = set()
 
     def train(jobs, what):
         if not jobs:
             return
-        for job in jobs:
-            if job["study"] not in recorded:
-                recorded.add(job["study"])
-                record_run(job["study"], job, backend, workers)
         log(f"{out}: {what}: training {len(jobs)} ({backend}, {workers} worker(s) x "
             f"{threads} thread(s))")
         for k, v in run_jobs(jobs, workers, backend, ray_address, threads, log).items():

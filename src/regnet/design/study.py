@@ -256,6 +256,12 @@ def run_jobs(jobs: list[dict], workers: int = 1, backend: str = "local",
     result goes to its own study's results.jsonl as it finishes. Returns counts."""
     if backend not in ("local", "ray"):
         raise StudyError(f"unknown backend {backend!r}; expected local or ray")
+    # what each study trains with, for its report (the latest run's settings)
+    first: dict[str, dict] = {}
+    for job in jobs:
+        first.setdefault(job["study"], job)
+    for path, job in first.items():
+        record_run(path, job, backend, workers)
     counts = {"trained": 0, "diverged": 0, "failed": 0}
 
     def on_result(job, result):
@@ -283,8 +289,6 @@ def run_study(path: str, recipe: dict | None = None, overrides: dict | None = No
               workers: int = 1, backend: str = "local", ray_address: str | None = None,
               limit: int | None = None, log=print) -> dict:
     """Train every model of the study that has no result; returns counts of what happened."""
-    if backend not in ("local", "ray"):
-        raise StudyError(f"unknown backend {backend!r}; expected local or ray")
     threads = worker_threads(workers, recipe, overrides)
     meta, configs, done_before = load_study(path)
     check_train_data({**meta.get("train", {}), **(recipe or {}), **(overrides or {})}, path)
@@ -293,8 +297,6 @@ def run_study(path: str, recipe: dict | None = None, overrides: dict | None = No
         jobs = jobs[:limit]
     log(f"{path}: {len(configs)} models, {len(done_before)} done, training {len(jobs)} "
         f"({backend}, {workers} worker(s) x {threads} thread(s))")
-    if jobs:  # what this run trains with, for the report (the last run's settings)
-        record_run(path, jobs[0], backend, workers)
     counts = run_jobs(jobs, workers, backend, ray_address, threads, log)
     return {"models": len(configs), "already_done": len(done_before), **counts}
 
