@@ -229,7 +229,8 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
     rows = list(groups.values())
     base = next((g for g in rows if g["label"] == baseline), rows[0] if rows else None)
     lines = [f"# {camp.spec['name']}: {camp.spec.get('description', '')}", "",
-             f"Validation top-1 (%) of finished runs; the difference is final top-1 against "
+             f"Validation top-1 (%) of finished runs, mean ± sd over seeds (one run: its "
+             "value); the difference is final top-1 against "
              f"{base['label'] if base else '-'}, with its 95% interval and Welch's two-sided "
              "p-value; the paper column gives the paper's figure and its own gap to the "
              "baseline.", "",

@@ -136,8 +136,10 @@ def read_history(out: str) -> list[dict]:
 def mean_std(values: list[float], with_n: bool = False) -> str:
     if not values:
         return "-"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {spread:.2f}" + (f" (n={len(values)})" if with_n else "")
+    n = f" (n={len(values)})" if with_n else ""
+    if len(values) == 1:  # one run has no spread: "± 0.00" would claim one
+        return f"{values[0]:.2f}{n}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}{n}"
 
 
 # ---------------------------------------------------------------------------------------------

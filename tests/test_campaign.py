@@ -163,3 +163,10 @@ def test_the_report_compares_groups_of_seeds(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "| regnet20_gru | 3 |" in text and "confirmed at this budget" in text
     assert "| 92.58 (+0.96) |" in text and "| baseline | 91.62 |" in text
+
+
+def test_one_run_is_reported_without_a_spread():
+    common = _load("common")
+    assert common.mean_std([88.72]) == "88.72"
+    assert common.mean_std([88.72], with_n=True) == "88.72 (n=1)"
+    assert common.mean_std([88.0, 88.5]) == "88.25 ± 0.35"
