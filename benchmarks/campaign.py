@@ -208,6 +208,25 @@ def paper_cell(paper: dict, label: str, base: dict | None) -> str:
     return mine
 
 
+def paper_gap(paper: dict, label: str, base: dict | None) -> float | None:
+    try:
+        return float(paper.get(label, "")) - float(paper.get(base["label"], "")) if base else None
+    except ValueError:
+        return None
+
+
+def against_paper(w: dict, gap: float | None) -> str:
+    """Where the paper's own gap lies outside our 95% interval, the effect at this budget
+    differs from the paper's: say so, because "no difference detected" alone reads as if the
+    paper's gap were still possible."""
+    if gap is None:
+        return ""
+    lo, hi = w["ci95"]
+    if lo <= gap <= hi:
+        return ""
+    return f"; the paper's gap ({gap:+.2f}) lies {'above' if gap > hi else 'below'} the interval"
+
+
 def report(camp: Campaign, baseline: str | None, out: str) -> dict:
     """Per group of runs that differ only in their seed: n, mean +- sd of the final and best
     validation top-1, and against the baseline group: the difference of final top-1 with its
@@ -243,7 +262,8 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
             g["welch"] = welch(g["final"], base["final"])
             w = g["welch"]
             cmp = (f"{w['diff']:+.2f} [{w['ci95'][0]:+.2f}, {w['ci95'][1]:+.2f}] | "
-                   f"{w['p']:.3f} | {verdict(w)}")
+                   f"{w['p']:.3f} | {verdict(w)}"
+                   f"{against_paper(w, paper_gap(camp.spec.get('paper', {}), g['label'], base))}")
         else:
             cmp = "- | - | " + ("baseline" if g is base else "needs n >= 2 on both sides")
         lines.append(f"| {g['label']} | {len(g['final'])} | {g['params']:,} | "

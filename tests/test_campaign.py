@@ -165,6 +165,18 @@ def test_the_report_compares_groups_of_seeds(tmp_path):
     assert "| 92.58 (+0.96) |" in text and "| baseline | 91.62 |" in text
 
 
+def test_the_verdict_says_where_the_papers_gap_lies_outside_the_interval():
+    campaign = _load("campaign")
+    w = {"ci95": [-0.50, 0.84]}
+    assert campaign.against_paper(w, 0.96) == "; the paper's gap (+0.96) lies above the interval"
+    assert campaign.against_paper(w, -0.60).endswith("lies below the interval")
+    assert campaign.against_paper(w, 0.36) == "" and campaign.against_paper(w, None) == ""
+    paper, base = {"resnet20": "91.62", "se_resnet20": "91.98", "x": "n/a"}, {"label": "resnet20"}
+    assert abs(campaign.paper_gap(paper, "se_resnet20", base) - 0.36) < 1e-9
+    assert campaign.paper_gap(paper, "x", base) is None
+    assert campaign.paper_gap(paper, "se_resnet20", None) is None
+
+
 def test_one_run_is_reported_without_a_spread():
     common = _load("common")
     assert common.mean_std([88.72]) == "88.72"
