@@ -197,22 +197,19 @@ class Campaign:
         return True
 
 
-def paper_cell(paper: dict, label: str, base: dict | None) -> str:
-    """The paper's figure for a group and, where both are numbers, its gap to the baseline's."""
-    mine, theirs = paper.get(label, ""), paper.get(base["label"], "") if base else ""
-    try:
-        if base and label != base["label"]:
-            return f"{mine} ({float(mine) - float(theirs):+.2f})"
-    except ValueError:
-        pass
-    return mine
-
-
 def paper_gap(paper: dict, label: str, base: dict | None) -> float | None:
+    """The paper's own gap of a group to the baseline's, where both figures are numbers."""
     try:
         return float(paper.get(label, "")) - float(paper.get(base["label"], "")) if base else None
     except ValueError:
         return None
+
+
+def paper_cell(paper: dict, label: str, base: dict | None) -> str:
+    """The paper's figure for a group and, where both are numbers, its gap to the baseline's."""
+    gap = paper_gap(paper, label, base) if base and label != base["label"] else None
+    mine = paper.get(label, "")
+    return mine if gap is None else f"{mine} ({gap:+.2f})"
 
 
 def against_paper(w: dict, gap: float | None) -> str:
