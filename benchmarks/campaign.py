@@ -4,7 +4,7 @@ run's record kept under `benchmarks/results/<campaign>/<run>/` so that a campaig
 several working sessions and machines: a later invocation runs only what is missing.
 
     python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --lanes 2
-    python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --list
+    python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --list     # + time left
     python benchmarks/campaign.py benchmarks/campaigns/table3.yaml --report docs/table3
 
 The YAML file:
@@ -120,14 +120,53 @@ class Campaign:
     def missing(self) -> list[dict]:
         return [r for r in self.spec["runs"] if not self.done(r["name"])]
 
-    def partial_epoch(self, name: str) -> int | None:
-        """The epoch a run would resume from (its run folder's last.pt, else the kept one)."""
+    def _last(self, name: str) -> dict | None:
+        """The checkpoint a run would resume from (its run folder's last.pt, else the kept one)."""
         for path in (os.path.join(self.run_dir(name), "last.pt"),
                      os.path.join(self.result_dir(name), "partial", "last.pt")):
             if os.path.exists(path):
                 import torch
-                return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+                return torch.load(path, map_location="cpu", weights_only=True)
         return None
+
+    def partial_epoch(self, name: str) -> int | None:
+        """The epoch a run would resume from."""
+        ckpt = self._last(name)
+        return None if ckpt is None else int(ckpt["epoch"])
+
+    def progress(self) -> list[dict]:
+        """Per run: its state, epochs done of how many, and an estimate of the minutes left at
+        the pace its own last epochs (a partial) or the finished runs of its model (a missing
+        run) were trained at; the pace is one lane's on the machines that ran them."""
+        paces: dict[str, list[float]] = {}
+        for r in self.spec["runs"]:
+            path = os.path.join(self.result_dir(r["name"]), "metrics.jsonl")
+            if self.done(r["name"]) and os.path.exists(path):
+                with open(path) as f:
+                    rows = [json.loads(line) for line in f if line.strip()]
+                paces.setdefault(r["config"]["model"], []).extend(
+                    row["seconds"] for row in rows if "seconds" in row)
+        rows = []
+        for r in self.spec["runs"]:
+            row = {"name": r["name"], "state": "done", "epoch": None, "epochs": None,
+                   "minutes_left": None}
+            if not self.done(r["name"]):
+                ckpt = self._last(r["name"])
+                if ckpt is None:
+                    row.update(state="missing", epoch=0, epochs=planned_epochs(r["config"]))
+                    seen = sorted(paces.get(r["config"]["model"], []))
+                    pace = seen[len(seen) // 2] if seen else None
+                else:
+                    history = (ckpt.get("train_state") or {}).get("history") or []
+                    recent = [h["seconds"] for h in history[-3:] if "seconds" in h]
+                    # The campaign's epochs, not the checkpoint's: a resumed run may extend it.
+                    row.update(state="partial", epoch=int(ckpt["epoch"]),
+                               epochs=planned_epochs(r["config"]))
+                    pace = sum(recent) / len(recent) if recent else None
+                if pace is not None:
+                    row["minutes_left"] = pace * (row["epochs"] - row["epoch"]) / 60
+            rows.append(row)
+        return rows
 
     def restore_partial(self, name: str) -> int | None:
         """Copy a kept `partial/last.pt` back into the run folder when that folder has none (a
@@ -195,6 +234,35 @@ class Campaign:
         self.finish(run, cmd, started, time.perf_counter() - t0)
         log(f"done {name} in {(time.perf_counter() - t0) / 60:.1f} min")
         return True
+
+
+def planned_epochs(config: dict) -> int:
+    if "epochs" in config:
+        return int(config["epochs"])
+    if config.get("recipe"):
+        from regnet.train.recipes import load_recipe
+        epochs = load_recipe(config["recipe"]).get("epochs")
+        if epochs is not None:
+            return int(epochs)
+    return int(TrainConfig().epochs)
+
+
+def print_progress(rows: list[dict]) -> None:
+    for row in rows:
+        line = f"{row['name']:<28} {row['state']}"
+        if row["state"] == "partial":
+            line += f" (epoch {row['epoch']} of {row['epochs']})"
+        if row["minutes_left"] is not None:
+            line += f"  ~{row['minutes_left']:.0f} min left"
+        print(line)
+    todo = [r for r in rows if r["state"] != "done"]
+    known = [r["minutes_left"] for r in todo if r["minutes_left"] is not None]
+    line = f"{len(rows) - len(todo)} of {len(rows)} done"
+    if todo:
+        line += (f"; {len(todo)} to train, ~{sum(known) / 60:.1f} lane-hours for the "
+                 f"{len(known)} with a pace (their own last epochs, or their model's "
+                 "finished runs)")
+    print(line)
 
 
 def paper_gap(paper: dict, label: str, base: dict | None) -> float | None:
@@ -308,11 +376,7 @@ def main(argv=None) -> int:
         report(camp, args.baseline, args.report)
         return 0
     if args.list:
-        for r in spec["runs"]:
-            epoch = None if camp.done(r["name"]) else camp.partial_epoch(r["name"])
-            state = "done" if camp.done(r["name"]) else (
-                "missing" if epoch is None else f"partial (epoch {epoch})")
-            print(f"{r['name']:<28} {state}")
+        print_progress(camp.progress())
         return 0
     todo = camp.missing()
     if args.only:

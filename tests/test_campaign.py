@@ -65,7 +65,8 @@ def test_a_killed_campaign_trains_only_the_missing_run(tmp_path):
     assert summary["epochs"] == 2
     listing = subprocess.run(campaign_cmd(path, tmp_path, "--list"), env=subprocess_env(),
                              check=True, capture_output=True, text=True).stdout
-    assert listing.split() == ["resnet20_s0", "done", "resnet20_s1", "done"]
+    assert listing.splitlines() == ["resnet20_s0                  done",
+                                    "resnet20_s1                  done", "2 of 2 done"]
 
 
 def test_a_kept_checkpoint_resumes_the_run_on_a_fresh_machine(tmp_path):
@@ -85,8 +86,14 @@ def test_a_kept_checkpoint_resumes_the_run_on_a_fresh_machine(tmp_path):
                                      {"model": "resnet20", "seed": 3, "epochs": 2}])
     listing = subprocess.run(campaign_cmd(path, tmp_path, "--list"), env=env, check=True,
                              capture_output=True, text=True).stdout
-    assert listing.split() == ["resnet20_s4", "missing", "resnet20_s3", "partial", "(epoch",
-                               "1)"]
+    # The missing run's pace is its model's finished runs' (none here); the partial's, its own.
+    lines = listing.splitlines()
+    assert lines[0].split() == ["resnet20_s4", "missing"]
+    assert lines[1].startswith("resnet20_s3                  partial (epoch 1 of 2)  ~")
+    assert lines[1].endswith(" min left")
+    assert lines[2].startswith("0 of 2 done; 2 to train, ~")
+    assert lines[2].endswith("for the 1 with a pace (their own last epochs, or their model's "
+                             "finished runs)")
     out = subprocess.run(campaign_cmd(path, tmp_path, "--lanes", "1"), env=env, check=True,
                          capture_output=True, text=True, timeout=300).stdout
     assert "(resuming epoch 1)" in out
@@ -182,3 +189,25 @@ def test_one_run_is_reported_without_a_spread():
     assert common.mean_std([88.72]) == "88.72"
     assert common.mean_std([88.72], with_n=True) == "88.72 (n=1)"
     assert common.mean_std([88.0, 88.5]) == "88.25 ± 0.35"
+
+
+def test_a_missing_run_is_paced_by_its_models_finished_runs(tmp_path, capsys):
+    campaign = _load("campaign")
+    results = tmp_path / "results"
+    path = write_campaign(tmp_path, [{"model": "resnet20", "seed": 0},
+                                     {"model": "resnet20", "seed": 1, "epochs": 4},
+                                     {"model": "regnet20_gru", "seed": 0, "epochs": 4}])
+    (results / "resnet20_s0").mkdir(parents=True)
+    (results / "resnet20_s0" / "summary.json").write_text("{}")
+    (results / "resnet20_s0" / "metrics.jsonl").write_text(
+        "".join(json.dumps({"epoch": i + 1, "seconds": s}) + "\n"
+                for i, s in enumerate([60, 120, 90])))
+    camp = campaign.Campaign(campaign.load_campaign(str(path)), str(results), str(tmp_path))
+    rows = camp.progress()
+    assert [r["state"] for r in rows] == ["done", "missing", "missing"]
+    # The median epoch (90 s) times 4 epochs; no finished regnet20_gru run, so no estimate.
+    assert rows[1]["minutes_left"] == 6.0 and rows[2]["minutes_left"] is None
+    campaign.print_progress(rows)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "resnet20_s1                  missing  ~6 min left"
+    assert out[-1].startswith("1 of 3 done; 2 to train, ~0.1 lane-hours for the 1 with a pace")
