@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine_info, mean_std, train_flags  # noqa: E402
 
 from regnet.atomic import atomic_write, atomic_write_text  # noqa: E402
+from regnet.design.study import read_jsonl  # noqa: E402
 from regnet.stats import verdict, welch  # noqa: E402
 from regnet.train import TrainConfig  # noqa: E402
 
@@ -140,10 +141,8 @@ class Campaign:
         run) were trained at; the pace is one lane's on the machines that ran them."""
         paces: dict[str, list[float]] = {}
         for r in self.spec["runs"]:
-            path = os.path.join(self.result_dir(r["name"]), "metrics.jsonl")
-            if self.done(r["name"]) and os.path.exists(path):
-                with open(path) as f:
-                    rows = [json.loads(line) for line in f if line.strip()]
+            if self.done(r["name"]):
+                rows = read_jsonl(os.path.join(self.result_dir(r["name"]), "metrics.jsonl"))
                 paces.setdefault(r["config"]["model"], []).extend(
                     row["seconds"] for row in rows if "seconds" in row)
         rows = []
