@@ -40,10 +40,12 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from campaign_figure import draw  # noqa: E402
 from common import machine_info, mean_std, train_flags  # noqa: E402
 
 from regnet.atomic import atomic_write, atomic_write_text  # noqa: E402
 from regnet.design.study import read_jsonl  # noqa: E402
+from regnet.extras import MissingExtraError  # noqa: E402
 from regnet.stats import verdict, welch  # noqa: E402
 from regnet.train import TrainConfig  # noqa: E402
 
@@ -294,7 +296,8 @@ def against_paper(w: dict, gap: float | None) -> str:
 def report(camp: Campaign, baseline: str | None, out: str) -> dict:
     """Per group of runs that differ only in their seed: n, mean +- sd of the final and best
     validation top-1, and against the baseline group: the difference of final top-1 with its
-    95% interval and Welch's two-sided p-value, in words. Writes OUT.md and OUT.json."""
+    95% interval and Welch's two-sided p-value, in words. Writes OUT.md, OUT.json and, with the
+    `plots` extra, OUT.png (benchmarks/campaign_figure.py)."""
     groups: dict[str, dict] = {}
     for run in camp.spec["runs"]:
         if not camp.done(run["name"]):
@@ -338,6 +341,14 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
         lines += ["", f"Paper column: {camp.spec['paper_note']}"]
     lines += ["", f"Runs: {', '.join(r for g in rows for r in g['runs'])}. Each run's command, "
               f"commit and machine: {os.path.relpath(camp.results, ROOT)}/<run>/run.json.", ""]
+    try:
+        paper = camp.spec.get("paper", {})
+        png = draw(rows, base, {g["label"]: paper_gap(paper, g["label"], base) for g in rows},
+                   camp.results, out + ".png", f"{camp.spec['name']}: "
+                   f"{camp.spec.get('description', '')}")
+        lines += [f"![{camp.spec['name']}]({os.path.basename(png)})", ""]
+    except MissingExtraError as err:
+        print(f"no figure: {err}", file=sys.stderr)
     atomic_write_text(out + ".md", "\n".join(lines))
     atomic_write_text(out + ".json", json.dumps(rows, indent=2) + "\n")
     print("\n".join(lines))
@@ -359,7 +370,8 @@ def main(argv=None) -> int:
                    help="start no run after MIN minutes (a session's budget)")
     p.add_argument("--list", action="store_true", help="show which runs are done and stop")
     p.add_argument("--report", metavar="OUT", default=None,
-                   help="write OUT.md / OUT.json: the statistics of the finished runs, and stop")
+                   help="write OUT.md / OUT.json / OUT.png: the statistics of the finished "
+                   "runs and their figure, and stop")
     p.add_argument("--baseline", default=None,
                    help="the model the report compares with (default: the first group's)")
     args = p.parse_args(argv)

@@ -163,6 +163,8 @@ def test_the_report_compares_groups_of_seeds(tmp_path):
             (results / f"{m}_s{s}" / "summary.json").write_text(json.dumps(
                 {"final_val_top1": v, "best_val_top1": v + 0.1, "wall_seconds": 600,
                  "params": 1}))
+            (results / f"{m}_s{s}" / "metrics.jsonl").write_text("".join(
+                json.dumps({"epoch": e, "val_top1": v - 2 + e + s}) + "\n" for e in (1, 2)))
     camp = campaign.Campaign(campaign.load_campaign(str(path)), str(results), str(tmp_path))
     out = campaign.report(camp, "resnet20", str(tmp_path / "report"))
     gru = out["groups"][1]
@@ -170,6 +172,19 @@ def test_the_report_compares_groups_of_seeds(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "| regnet20_gru | 3 |" in text and "confirmed at this budget" in text
     assert "| 92.58 (+0.96) |" in text and "| baseline | 91.62 |" in text
+    # The figure beside the table (the `plots` extra is part of `dev`).
+    assert "![tiny](report.png)" in text
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_figures_curve_is_the_mean_over_the_seeds_that_reached_each_epoch(tmp_path):
+    figure = _load("campaign_figure")
+    for seed, rows in enumerate(([(1, 50.0), (2, 60.0)], [(1, 52.0)])):
+        (tmp_path / f"r{seed}").mkdir()
+        (tmp_path / f"r{seed}" / "metrics.jsonl").write_text("".join(
+            json.dumps({"epoch": e, "val_top1": v}) + "\n" for e, v in rows) + "{torn")
+    epochs, curve = figure.mean_curve([str(tmp_path / "r0"), str(tmp_path / "r1")])
+    assert epochs == [1, 2] and curve == [51.0, 60.0]
 
 
 def test_the_verdict_says_where_the_papers_gap_lies_outside_the_interval():
