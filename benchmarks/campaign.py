@@ -314,6 +314,7 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
         g["minutes"].append(summary["wall_seconds"] / 60)
     rows = list(groups.values())
     base = next((g for g in rows if g["label"] == baseline), rows[0] if rows else None)
+    paper = camp.spec.get("paper", {})
     lines = [f"# {camp.spec['name']}: {camp.spec.get('description', '')}", "",
              f"Validation top-1 (%) of finished runs, mean ± sd over seeds (one run: its "
              "value); the difference is final top-1 against "
@@ -330,19 +331,18 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
             w = g["welch"]
             cmp = (f"{w['diff']:+.2f} [{w['ci95'][0]:+.2f}, {w['ci95'][1]:+.2f}] | "
                    f"{w['p']:.3f} | {verdict(w)}"
-                   f"{against_paper(w, paper_gap(camp.spec.get('paper', {}), g['label'], base))}")
+                   f"{against_paper(w, paper_gap(paper, g['label'], base))}")
         else:
             cmp = "- | - | " + ("baseline" if g is base else "needs n >= 2 on both sides")
         lines.append(f"| {g['label']} | {len(g['final'])} | {g['params']:,} | "
                      f"{mean_std(g['final'])} | {mean_std(g['best'])} | "
                      f"{sum(g['minutes']) / len(g['minutes']):.0f} | {cmp} | "
-                     f"{paper_cell(camp.spec.get('paper', {}), g['label'], base)} |")
+                     f"{paper_cell(paper, g['label'], base)} |")
     if camp.spec.get("paper_note"):
         lines += ["", f"Paper column: {camp.spec['paper_note']}"]
     lines += ["", f"Runs: {', '.join(r for g in rows for r in g['runs'])}. Each run's command, "
               f"commit and machine: {os.path.relpath(camp.results, ROOT)}/<run>/run.json.", ""]
     try:
-        paper = camp.spec.get("paper", {})
         png = draw(rows, base, {g["label"]: paper_gap(paper, g["label"], base) for g in rows},
                    camp.results, out + ".png", f"{camp.spec['name']}: "
                    f"{camp.spec.get('description', '')}")

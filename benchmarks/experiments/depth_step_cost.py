@@ -2,7 +2,7 @@
 measured in the same process: the figure that turns a ResNet-20 epoch time on some machine into
 the depth campaign's lane-hours (benchmarks/campaigns/depth.yaml).
 
-    taskset -c 0 python benchmarks/experiments/depth_step_cost.py [--batch-size 128]
+    taskset -c 0 python benchmarks/experiments/depth_step_cost.py [--out FILE.json]
 
 Batch 128 of 32x32 inputs, fp32, channels_last, 1 thread, forward + backward + SGD step on a
 fixed synthetic batch (no data loading: the ratio is of the nets alone); the fastest of
@@ -10,14 +10,17 @@ fixed synthetic batch (no data loading: the ratio is of the nets alone); the fas
 their mean, so a machine whose speed drifts during the run shows it.
 """
 import argparse
-import json
 import os
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
 import regnet
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import command_line, machine_info, write_result  # noqa: E402
 
 NETS = [(arch, n) for arch in ("preact_resnet164", "iresnet164") for n in (6, 12, 18)]
 
@@ -41,6 +44,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", help="JSON result file")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -51,13 +55,11 @@ def main() -> None:
             for arch, n in NETS]
     last = step_seconds("resnet20", x, y, args.steps)
     base = (first + last) / 2
-    out = {"command": "benchmarks/experiments/depth_step_cost.py", "args": vars(args),
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "load_average": os.getloadavg()[0], "torch": torch.__version__,
-           "resnet20_step_s": [round(first, 3), round(last, 3)],
-           "nets": [{"model": a, "depth": d, "step_s": round(t, 3), "x_resnet20": round(t / base, 2)}
-                    for a, d, t in rows]}
-    print(json.dumps(out, indent=1))
+    write_result(args.out, {
+        "command": command_line(), "args": vars(args), "machine": machine_info(),
+        "resnet20_step_s": [round(first, 3), round(last, 3)],
+        "nets": [{"model": a, "depth": d, "step_s": round(t, 3), "x_resnet20": round(t / base, 2)}
+                 for a, d, t in rows]})
 
 
 if __name__ == "__main__":
