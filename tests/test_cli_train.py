@@ -5,6 +5,7 @@ import os
 import pickle
 
 import pytest
+import torch
 
 from regnet.cli import main
 from train_helpers import tiny_flags
@@ -129,6 +130,28 @@ def test_demo_prints_table(capsys, tmp_path, monkeypatch):
     assert "model" in out and "val top-1" in out and "resnet20" in out and "272,570" in out
     assert str(tmp_path / "resnet20") in out
     assert (tmp_path / "resnet20" / "curves.png").exists()
+
+
+def test_eval_scores_at_the_runs_own_precision_even_where_auto_would_pick_bf16(tmp_path, capsys,
+                                                                              monkeypatch):
+    # an fp32 run scored under bf16 autocast flips borderline images: on a bf16-native CPU the
+    # zoo's se_regnet20_lstm tag read 88.72 instead of its run's 88.64
+    import regnet.train
+    import regnet.train.engine as engine
+    out = tmp_path / "run"
+    assert main(["train", "resnet20", *tiny_flags(amp="off"), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    monkeypatch.setattr(engine, "cpu_supports_bf16", lambda: True)
+    seen = []
+    real = regnet.train.evaluate
+    monkeypatch.setattr(regnet.train, "evaluate",
+                        lambda *a, **kw: seen.append(kw["amp_dtype"]) or real(*a, **kw))
+    assert main(["eval", str(out / "best.pt"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert seen == [None] and got["amp"] == "off"
+    assert got["top1"] == pytest.approx(summary["best_val_top1"])
+    assert main(["eval", str(out / "best.pt"), "--amp", "auto", "--json"]) == 0
+    assert seen[-1] is torch.bfloat16 and json.loads(capsys.readouterr().out)["amp"] == "auto"
 
 
 def test_eval_defaults_to_the_runs_own_evaluation_and_scores_other_folders_whole(tmp_path,

@@ -81,8 +81,9 @@ def register(sub) -> None:
                    help="images to carve off for validation (default: the checkpoint's own carve "
                         "on its own data, same seed; none on other data)")
     p.add_argument("--batch-size", type=int, default=256, help="images per batch (default 256)")
-    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
-                   help="autocast dtype (default auto: bf16 where the CPU runs it natively)")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default=None,
+                   help="autocast dtype (default: as the run evaluated, its own --amp; auto "
+                        "picks bf16 where the CPU runs it natively)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored view (default: as the run evaluated)")
     p.add_argument("--json", action="store_true", help="one JSON object: top1, top5, loss, images")
@@ -172,6 +173,10 @@ def cmd_eval(args) -> int:
     split = args.split or (splits.eval_split if own_data else None) or (
         "val" if splits.val is not None else "train")
     flip = saved.get("eval_flip", False) if args.flip is None else args.flip
+    # The run's own precision, like its own flip: an fp32 run scored under bf16 autocast (what
+    # `auto` picks on a bf16-native CPU) loses or gains a few borderline images, enough to miss
+    # the val top-1 the run reported.
+    amp = args.amp or saved.get("amp", "auto")
     ds = splits.split(split)
     if ds.num_classes != meta["num_classes"]:
         raise CLIError(f"{dataset} has {ds.num_classes} classes but the checkpoint's model "
@@ -185,11 +190,12 @@ def cmd_eval(args) -> int:
                          num_workers=saved.get("num_workers"))
     start = time.perf_counter()
     result = evaluate(model, loader, device=torch.device("cpu"),
-                      amp_dtype=resolve_amp(args.amp, torch.device("cpu")), dist=DistInfo(),
+                      amp_dtype=resolve_amp(amp, torch.device("cpu")), dist=DistInfo(),
                       flip=flip)
     result["seconds"] = time.perf_counter() - start
     where = f"{dataset}" + (f" {data_dir}" if data_dir else "")
-    settings = {"split": split, "val_split": val_split, "flip": flip, "images": len(ds),
+    settings = {"split": split, "val_split": val_split, "flip": flip, "amp": amp,
+                "images": len(ds),
                 "source": where, "own_data": own_data}
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "model": meta["model"],
