@@ -32,7 +32,7 @@ from regnet.data import ArrayDataset, DataSplits, InMemoryLoader, ReferenceLoade
 from regnet.data.arrays import channel_stats
 from regnet.models.factory import create_model
 from regnet.train import TrainConfig
-from regnet.train.engine import train_one_epoch
+from regnet.train.engine import cpu_supports_bf16, train_one_epoch
 from regnet.train.trainer import setup_run
 
 
@@ -54,6 +54,10 @@ def machine_info() -> dict:
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+        # one CPU model name covers AVX2-only and AVX-512 + bf16 parts; the kernels (and what
+        # --amp auto picks) differ between them
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": cpu_supports_bf16(),
         "threads": torch.get_num_threads(), "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "load_avg_1_5_15": load,
@@ -62,7 +66,9 @@ def machine_info() -> dict:
 
 def machine_line(mach: dict) -> str:
     """One line of the facts a reader needs to weigh a figure."""
-    return (f"{mach['cpu']}, {mach['cores']} cores, torch {mach['torch']}, "
+    isa = mach.get("cpu_capability")
+    isa = f" ({isa}{', bf16' if mach.get('bf16_native') else ''})" if isa else ""
+    return (f"{mach['cpu']}{isa}, {mach['cores']} cores, torch {mach['torch']}, "
             f"{mach['threads']} threads, load {mach['load_avg_1_5_15']}, {mach['date']}")
 
 

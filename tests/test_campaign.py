@@ -48,6 +48,8 @@ def test_a_killed_campaign_trains_only_the_missing_run(tmp_path):
     record = json.loads((done / "run.json").read_text())
     assert record["command"].startswith("regnet train resnet20 ") and "--seed 0" in \
         record["command"]
+    # the record names the CPU's kernel level: one model name covers AVX2-only and bf16 parts
+    assert record["machine"]["cpu_capability"] and "bf16_native" in record["machine"]
     kept = {p.name: p.read_bytes() for p in done.iterdir()}
     assert not (results / "resnet20_s1" / "summary.json").exists()
 
