@@ -18,6 +18,7 @@ import torch
 from regnet.data import build_datasets
 from regnet.data.augment import normalise
 from regnet.train import load_model
+from regnet.train.checkpoint import run_amp
 from regnet.train.engine import autocast, resolve_amp
 
 SPLIT_KEYS = ("dataset", "data_dir", "val_split", "split_seed", "image_size")
@@ -25,7 +26,7 @@ SPLIT_KEYS = ("dataset", "data_dir", "val_split", "split_seed", "image_size")
 
 def mirrored_probs(model, meta, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     cpu = torch.device("cpu")
-    amp = resolve_amp("auto", cpu)
+    amp = resolve_amp(run_amp(meta), cpu)  # the run's own precision, as `regnet eval` scores
     out = []
     with torch.inference_mode():
         for b in range(0, len(images), batch_size):

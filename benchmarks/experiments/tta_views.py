@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from regnet.data import build_datasets
 from regnet.data.augment import normalise
 from regnet.train import load_model
+from regnet.train.checkpoint import run_amp
 from regnet.train.engine import autocast, resolve_amp
 
 
@@ -43,7 +44,7 @@ def main(argv=None):
                             stats=False)  # mean / std come from the checkpoint
     val = splits.split("val")
     cpu = torch.device("cpu")
-    amp = resolve_amp("auto", cpu)
+    amp = resolve_amp(run_amp(meta), cpu)  # the run's own precision, as `regnet eval` scores
     views = {(dy, dx, f) for dy, dx in [(0, 0)] for f in (False, True)}
     shifts = [int(s) for s in args.shifts.split(",")]
     for s in shifts:

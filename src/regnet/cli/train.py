@@ -146,6 +146,7 @@ def cmd_eval(args) -> int:
 
     from regnet.data import build_datasets, default_augment, make_loader
     from regnet.train import evaluate, load_model
+    from regnet.train.checkpoint import run_amp
     from regnet.train.distributed import DistInfo
     from regnet.train.engine import resolve_amp
 
@@ -173,10 +174,7 @@ def cmd_eval(args) -> int:
     split = args.split or (splits.eval_split if own_data else None) or (
         "val" if splits.val is not None else "train")
     flip = saved.get("eval_flip", False) if args.flip is None else args.flip
-    # The run's own precision, like its own flip: an fp32 run scored under bf16 autocast (what
-    # `auto` picks on a bf16-native CPU) loses or gains a few borderline images, enough to miss
-    # the val top-1 the run reported.
-    amp = args.amp or saved.get("amp", "auto")
+    amp = args.amp or run_amp(meta)
     ds = splits.split(split)
     if ds.num_classes != meta["num_classes"]:
         raise CLIError(f"{dataset} has {ds.num_classes} classes but the checkpoint's model "
@@ -195,8 +193,7 @@ def cmd_eval(args) -> int:
     result["seconds"] = time.perf_counter() - start
     where = f"{dataset}" + (f" {data_dir}" if data_dir else "")
     settings = {"split": split, "val_split": val_split, "flip": flip, "amp": amp,
-                "images": len(ds),
-                "source": where, "own_data": own_data}
+                "images": len(ds), "source": where, "own_data": own_data}
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "model": meta["model"],
                           "dataset": dataset, **settings, **result}))

@@ -82,6 +82,13 @@ def load_model(path: str, device: str | torch.device = "cpu"):
     return model.to(device).eval(), meta
 
 
+def run_amp(meta: dict) -> str:
+    """The autocast setting the checkpoint's run evaluated with (`auto` where it recorded none).
+    Score a checkpoint at it: an fp32 run scored under bf16 autocast (what `auto` picks on a
+    bf16-native CPU) gains or loses a few borderline images and misses the run's own figure."""
+    return (meta.get("config") or {}).get("amp", "auto")
+
+
 def export_safetensors(ckpt: dict, path: str) -> str:
     """Weights to `path` (.safetensors) and metadata to the same name with .json; returns the
     sidecar's path. The sidecar carries what a user needs to rebuild and trust the model."""
