@@ -65,6 +65,24 @@ def test_rank_subset_first_then_the_rest_and_resume(tmp_path, monkeypatch):
     assert run_chain(out, **QUIET)["trained"] == 0 and calls == []
 
 
+def test_populations_train_one_model_of_each_space_in_turn(tmp_path, monkeypatch):
+    # A chain spread over sessions is stopped many times: wherever it stops, every space
+    # should hold about as many models as the others, so each step can already be looked at.
+    calls = fake_training(monkeypatch, lambda s, m, seed: 50.0 + int(m[1:]))
+    make_chain(tmp_path, n=4, rank_models=4)   # the subset: 2 of anynetx_a, 1 of each other
+    out = str(tmp_path / "c")
+    run_chain(out, rank_only=True, **QUIET)
+    calls.clear()
+    run_chain(out, **QUIET)
+    order = [s for s, _, _ in calls]
+    # the smallest space next, ties in the chain's order
+    assert order == ["anynetx_d", "regnetx", "anynetx_a"] * 2 + ["anynetx_d", "regnetx"]
+    for k in range(1, len(calls) + 1):   # cut after any k: sizes within one of each other
+        sizes = [sum(1 for s, _, _ in calls[:k] if s == sp) + (2 if sp == "anynetx_a" else 1)
+                 for sp in SPACES]
+        assert max(sizes) - min(sizes) <= 1, (k, sizes)
+
+
 def test_a_budget_that_does_not_rank_stops_the_chain(tmp_path, monkeypatch):
     # seed 1 reverses the order of seed 0: rho = -1
     calls = fake_training(monkeypatch, lambda s, m, seed: (int(m[1:]) + 10 * SPACES.index(s))

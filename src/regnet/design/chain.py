@@ -13,7 +13,7 @@ A chain folder holds
 The rank subset is trained first, at seed 0 inside its spaces' studies and again at seed k, so a
 budget too short to rank models shows after 2 x 20 trainings rather than after 600: with
 `min_rank_corr` above -1 the chain stops there when Spearman's rho of the two seeds' errors is
-below it. The rest follows space by space in the chain's order. Every model's result is appended
+below it. The populations follow, next always from the space with the fewest finished models. Every model's result is appended
 to its study's results.jsonl as it finishes, so a killed chain re-run with the same command
 trains only what is missing (see `regnet.design.study`).
 """
@@ -212,9 +212,17 @@ def run_chain(out: str, workers: int = 1, overrides: dict | None = None,
     if stopped:
         log(f"{out}: stopped: {stopped}")
         return {**totals, "rank": rank, "stopped": stopped}
-    # Phase 2: the populations, in the chain's order.
-    for space, path in zip(chain["spaces"], paths):
-        train(study_jobs(path, None, overrides, threads), space)
+    # Phase 2: the populations, always next from the space that has the fewest finished models
+    # (ties in the chain's order), so that a chain stopped at any point (a campaign spread over
+    # sessions) holds populations within one model of each other's size and every step can be
+    # looked at, rather than a full first space and nothing after it.
+    phase2 = []
+    for k, path in enumerate(paths):
+        jobs = study_jobs(path, None, overrides, threads)
+        done = len(load_study(path)[2])
+        phase2 += [(done + i, k, job) for i, job in enumerate(jobs)]
+    phase2 = [job for *_, job in sorted(phase2, key=lambda t: t[:2])]
+    train(phase2, f"the populations of {', '.join(chain['spaces'])}, the smallest first")
     return {**totals, "rank": rank, "stopped": None}
 
 
