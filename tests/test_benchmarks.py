@@ -215,6 +215,24 @@ def test_ensemble_averages_checkpoints_of_one_split(tmp_path):
         ensemble.main([ckpts[0], str(tmp_path / "other" / "best.pt")])
 
 
+def test_view_averaging_scores_what_the_run_itself_scored(tmp_path):
+    """tta_views' "flip" and ensemble's single net average a net's two views the way the trainer
+    and `regnet eval --flip` do (logits), so on a run that evaluated with its mirror they give
+    that run's own best val top-1 exactly."""
+    import json as json_
+    from regnet.train import train
+    from train_helpers import tiny_cfg
+    # long enough to leave chance, where the two ways of averaging can part
+    train(tiny_cfg(tmp_path / "r", eval_flip=True, epochs=3, train_subset=400))
+    best = json_.loads((tmp_path / "r" / "summary.json").read_text())["best_val_top1"]
+    views = load_script("experiments/tta_views").main([str(tmp_path / "r" / "best.pt"),
+                                                         "--shifts", "1"])
+    assert views["flip"] == pytest.approx(best, abs=1e-6)
+    assert set(views["softmax"]) == {"flip", "flip_x_shift1"}
+    single = load_script("experiments/ensemble").main([str(tmp_path / "r" / "best.pt")])
+    assert single["single"] == [pytest.approx(best, abs=1e-6)]
+
+
 def test_roofline_counts_the_bytes_and_flops_of_real_tensors():
     import torch
     import torch.nn.functional as F

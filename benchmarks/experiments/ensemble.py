@@ -1,6 +1,8 @@
-"""Validation top-1 of an ensemble of trained checkpoints (softmax averaged over the nets, each
-on the image and its mirror), against each net alone: a diagnostic of how much of the error on
-a split is the single net's (variance, capacity) and how much is the data's.
+"""Validation top-1 of an ensemble of trained checkpoints (softmax averaged over the nets; each
+net's logits averaged over the image and its mirror first, as `regnet eval --flip` does, so a
+net alone scores what `regnet eval` prints for it), against each net alone: a diagnostic of how
+much of the error on a split is the single net's (variance, capacity) and how much is the
+data's. Each net sees its run's own eval transform.
 
     python benchmarks/experiments/ensemble.py runs/r12/best.pt runs/r12s1/best.pt ...
 
@@ -15,8 +17,8 @@ import statistics
 
 import torch
 
-from regnet.data import build_datasets
-from regnet.data.augment import normalise
+from regnet.data import build_datasets, default_augment
+from regnet.data.augment import augment_batch, normalise
 from regnet.train import load_model
 from regnet.train.checkpoint import run_amp
 from regnet.train.engine import autocast, resolve_amp
@@ -27,14 +29,16 @@ SPLIT_KEYS = ("dataset", "data_dir", "val_split", "split_seed", "image_size")
 def mirrored_probs(model, meta, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     cpu = torch.device("cpu")
     amp = resolve_amp(run_amp(meta), cpu)  # the run's own precision, as `regnet eval` scores
+    # the run's own eval transform (a resize where the stored images are not the net's size)
+    augment = meta.get("augment") or default_augment(meta["dataset"], meta["image_size"])
     out = []
     with torch.inference_mode():
         for b in range(0, len(images), batch_size):
-            x = images[b:b + batch_size].permute(0, 3, 1, 2).float()
+            x = augment_batch(images[b:b + batch_size], augment, meta["image_size"], False, None)
             x = normalise(x, meta["mean"], meta["std"], True)
             with autocast(cpu, amp):
-                p = model(x).float().softmax(1) + model(x.flip(3)).float().softmax(1)
-            out.append(p / 2)
+                logits = 0.5 * (model(x).float() + model(x.flip(3)).float())
+            out.append(logits.softmax(1))
     return torch.cat(out)
 
 

@@ -4,7 +4,10 @@ its mirror, and `s`-pixel translations (zero padded, as the training crops are),
     python benchmarks/experiments/tta_views.py runs/X/best.pt [--shifts 1,2,3]
 
 Prints top-1 for: one view, + mirror (what `--eval-flip` does), and mirror x {centre, 4 shifts of
-s pixels} for each s. The split is the checkpoint's own (its config's val_split and split_seed).
+s pixels} for each s. The views' logits are averaged, as `regnet eval --flip` averages them, so
+"flip" is the figure `regnet eval` prints for a run that evaluated with its mirror; each figure
+is repeated under "softmax" with the views' probabilities averaged instead (the two can differ
+by a few images). The split is the checkpoint's own (its config's val_split and split_seed).
 """
 import argparse
 import itertools
@@ -13,8 +16,8 @@ import json
 import torch
 import torch.nn.functional as F
 
-from regnet.data import build_datasets
-from regnet.data.augment import normalise
+from regnet.data import build_datasets, default_augment
+from regnet.data.augment import augment_batch, normalise
 from regnet.train import load_model
 from regnet.train.checkpoint import run_amp
 from regnet.train.engine import autocast, resolve_amp
@@ -45,6 +48,8 @@ def main(argv=None):
     val = splits.split("val")
     cpu = torch.device("cpu")
     amp = resolve_amp(run_amp(meta), cpu)  # the run's own precision, as `regnet eval` scores
+    # the run's own eval transform (a resize where the stored images are not the net's size)
+    augment = meta.get("augment") or default_augment(meta["dataset"], meta["image_size"])
     views = {(dy, dx, f) for dy, dx in [(0, 0)] for f in (False, True)}
     shifts = [int(s) for s in args.shifts.split(",")]
     for s in shifts:
@@ -54,25 +59,28 @@ def main(argv=None):
         for b in range(0, len(val), args.batch_size):
             x = val.images[b:b + args.batch_size]
             for dy, dx, f in views:
-                xv = shifted(x, dy, dx).permute(0, 3, 1, 2).float()
+                xv = augment_batch(shifted(x, dy, dx), augment, meta["image_size"], False, None)
                 if f:
                     xv = xv.flip(3)
                 with autocast(cpu, amp):
                     out = model(normalise(xv, meta["mean"], meta["std"], True)).float()
-                logits[(dy, dx, f)].append(out.softmax(1))
-    probs = {v: torch.cat(t) for v, t in logits.items()}
+                logits[(dy, dx, f)].append(out)
+    logits = {v: torch.cat(t) for v, t in logits.items()}
+    probs = {v: t.softmax(1) for v, t in logits.items()}
     y = val.labels
 
-    def top1(vs):
-        return 100.0 * (sum(probs[v] for v in vs).argmax(1) == y).float().mean().item()
+    def top1(vs, of):
+        return round(100.0 * (sum(of[v] for v in vs).argmax(1) == y).float().mean().item(), 2)
 
-    result = {"checkpoint": args.checkpoint, "images": len(val),
-              "single": top1([(0, 0, False)]), "flip": top1([(0, 0, False), (0, 0, True)])}
+    sets = {"single": [(0, 0, False)], "flip": [(0, 0, False), (0, 0, True)]}
     for s in shifts:
-        vs = [(dy, dx, f) for (dy, dx), f in itertools.product(
+        sets[f"flip_x_shift{s}"] = [(dy, dx, f) for (dy, dx), f in itertools.product(
             [(0, 0), (s, 0), (-s, 0), (0, s), (0, -s)], (False, True))]
-        result[f"flip_x_shift{s}"] = top1(vs)
+    result = {"checkpoint": args.checkpoint, "images": len(val),
+              **{k: top1(vs, logits) for k, vs in sets.items()},
+              "softmax": {k: top1(vs, probs) for k, vs in sets.items() if k != "single"}}
     print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
