@@ -17,10 +17,10 @@ import statistics
 
 import torch
 
-from regnet.data import build_datasets, default_augment
+from regnet.data import build_datasets
 from regnet.data.augment import augment_batch, normalise
 from regnet.train import load_model
-from regnet.train.checkpoint import run_amp
+from regnet.train.checkpoint import run_amp, run_eval_augment
 from regnet.train.engine import autocast, resolve_amp
 
 SPLIT_KEYS = ("dataset", "data_dir", "val_split", "split_seed", "image_size")
@@ -29,8 +29,7 @@ SPLIT_KEYS = ("dataset", "data_dir", "val_split", "split_seed", "image_size")
 def mirrored_probs(model, meta, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     cpu = torch.device("cpu")
     amp = resolve_amp(run_amp(meta), cpu)  # the run's own precision, as `regnet eval` scores
-    # the run's own eval transform (a resize where the stored images are not the net's size)
-    augment = meta.get("augment") or default_augment(meta["dataset"], meta["image_size"])
+    augment = run_eval_augment(meta)  # e.g. a resize where the stored images are not the net's size
     out = []
     with torch.inference_mode():
         for b in range(0, len(images), batch_size):

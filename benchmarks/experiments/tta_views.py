@@ -16,10 +16,10 @@ import json
 import torch
 import torch.nn.functional as F
 
-from regnet.data import build_datasets, default_augment
+from regnet.data import build_datasets
 from regnet.data.augment import augment_batch, normalise
 from regnet.train import load_model
-from regnet.train.checkpoint import run_amp
+from regnet.train.checkpoint import run_amp, run_eval_augment
 from regnet.train.engine import autocast, resolve_amp
 
 
@@ -48,8 +48,7 @@ def main(argv=None):
     val = splits.split("val")
     cpu = torch.device("cpu")
     amp = resolve_amp(run_amp(meta), cpu)  # the run's own precision, as `regnet eval` scores
-    # the run's own eval transform (a resize where the stored images are not the net's size)
-    augment = meta.get("augment") or default_augment(meta["dataset"], meta["image_size"])
+    augment = run_eval_augment(meta)  # e.g. a resize where the stored images are not the net's size
     views = {(dy, dx, f) for dy, dx in [(0, 0)] for f in (False, True)}
     shifts = [int(s) for s in args.shifts.split(",")]
     for s in shifts:

@@ -144,9 +144,9 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     import torch
 
-    from regnet.data import build_datasets, default_augment, make_loader
+    from regnet.data import build_datasets, make_loader
     from regnet.train import evaluate, load_model
-    from regnet.train.checkpoint import run_amp
+    from regnet.train.checkpoint import run_amp, run_eval_augment
     from regnet.train.distributed import DistInfo
     from regnet.train.engine import resolve_amp
 
@@ -180,10 +180,7 @@ def cmd_eval(args) -> int:
         raise CLIError(f"{dataset} has {ds.num_classes} classes but the checkpoint's model "
                        f"predicts {meta['num_classes']}")
     model = model.to(memory_format=torch.channels_last)
-    # Sidecars of exports made before 2026-12-02 carry no augment: the eval transform follows
-    # from the dataset and size as it did at training time.
-    augment = meta.get("augment") or default_augment(meta["dataset"], meta["image_size"])
-    loader = make_loader(ds, args.batch_size, train=False, augment=augment,
+    loader = make_loader(ds, args.batch_size, train=False, augment=run_eval_augment(meta),
                          image_size=meta["image_size"], mean=meta["mean"], std=meta["std"],
                          num_workers=saved.get("num_workers"))
     start = time.perf_counter()

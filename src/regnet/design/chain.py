@@ -13,9 +13,9 @@ A chain folder holds
 The rank subset is trained first, at seed 0 inside its spaces' studies and again at seed k, so a
 budget too short to rank models shows after 2 x 20 trainings rather than after 600: with
 `min_rank_corr` above -1 the chain stops there when Spearman's rho of the two seeds' errors is
-below it. The populations follow, next always from the space with the fewest finished models. Every model's result is appended
-to its study's results.jsonl as it finishes, so a killed chain re-run with the same command
-trains only what is missing (see `regnet.design.study`).
+below it. The populations follow, next always from the space with the fewest finished models.
+Every model's result is appended to its study's results.jsonl as it finishes, so a killed chain
+re-run with the same command trains only what is missing (see `regnet.design.study`).
 """
 from __future__ import annotations
 

@@ -89,6 +89,15 @@ def run_amp(meta: dict) -> str:
     return (meta.get("config") or {}).get("amp", "auto")
 
 
+def run_eval_augment(meta: dict) -> str:
+    """The eval transform of the checkpoint's run (an `augment` kind, applied with train=False).
+    Sidecars of exports made before 2026-12-02 carry no augment: it follows from the dataset and
+    size as it did at training time."""
+    from regnet.data import default_augment
+
+    return meta.get("augment") or default_augment(meta["dataset"], meta["image_size"])
+
+
 def export_safetensors(ckpt: dict, path: str) -> str:
     """Weights to `path` (.safetensors) and metadata to the same name with .json; returns the
     sidecar's path. The sidecar carries what a user needs to rebuild and trust the model."""
