@@ -1,7 +1,6 @@
 """Smoke tests of the benchmark scripts on tiny settings: they run end to end, write the JSON
 they promise, and every ratio is a positive finite number. No timing thresholds (the machine is
 shared; speed claims belong in docs/PERFORMANCE.md with their commands)."""
-import importlib.util
 import json
 import math
 import os
@@ -9,15 +8,7 @@ import os
 import pytest
 from PIL import Image
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}",
-                                                  os.path.join(BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from train_helpers import load_script
 
 
 def positive(x):

@@ -163,3 +163,44 @@ def test_cli_chain_trains_for_real_and_reports(tmp_path, capsys):
     assert "created with -n 1; -n 5 needs a new chain folder" in capsys.readouterr().err
     assert cli_main(["study", "chain", out, "--report-only"]) == 0
     assert os.path.exists(os.path.join(out, "report", "report.md"))
+
+
+def test_chain_top_writes_a_campaign_of_the_best_models(tmp_path, monkeypatch):
+    import torch
+    import yaml
+    from train_helpers import load_script
+
+    from regnet.models.factory import create_model
+    # regnetx's errors fall with the model id, and its best (m0004) diverges: m0003, m0002
+    fake_training(monkeypatch, lambda s, m, seed: 60.0 - int(m[1:]) if s == "regnetx" else 55.0)
+    make_chain(tmp_path, n=5, rank_models=3)
+    out = str(tmp_path / "c")
+    run_chain(out, **QUIET)
+    results = os.path.join(out, "regnetx", "results.jsonl")
+    rows = [json.loads(line) for line in open(results)]
+    for r in rows:
+        if r["id"] == "m0004":
+            r.update(status="diverged", error=None)
+    with open(results, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    like = tmp_path / "like.yaml"
+    like.write_text(yaml.safe_dump({"name": "x", "defaults": {"recipe": "smoke", "lr": 0.2},
+                                    "runs": [{"model": "resnet20"}]}))
+    target = tmp_path / "best.yaml"
+    top = load_script("chain_top")
+    assert top.main([out, "--space", "regnetx", "--top", "2", "--seeds", "0,1", "--like",
+                     str(like), "--name", "best", "--out", str(target)]) == 0
+    spec = load_script("campaign").load_campaign(str(target))
+    assert spec["name"] == "best"
+    assert [r["name"] for r in spec["runs"]] == ["regnetx_m0003_s0", "regnetx_m0003_s1",
+                                                 "regnetx_m0002_s0", "regnetx_m0002_s1"]
+    configs = {r["id"]: r for r in load_study(os.path.join(out, "regnetx"))[1]}
+    run = spec["runs"][0]["config"]
+    assert run["model_args"] == configs["m0003"]["model_args"] and run["seed"] == 0
+    assert run["recipe"] == "smoke" and run["lr"] == 0.2   # the recipe of --like
+    net = create_model(run["model"], **run["model_args"])
+    assert net(torch.zeros(1, 3, 32, 32)).shape[-1] == 1000
+    assert "regnetx/m0003: chain error 57.00%" in target.read_text()
+    with pytest.raises(SystemExit, match="no space"):
+        top.main([out, "--space", "regnety", "--like", str(like), "--name", "b", "--out",
+                  str(target)])

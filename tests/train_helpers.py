@@ -6,6 +6,17 @@ TINY = dict(model="resnet20", dataset="digits", val_split=50, train_subset=64, i
             epochs=1, batch_size=16, lr=0.05, tensorboard=False, progress="none", threads=1)
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def load_script(name):
+    """benchmarks/<name>.py as a module (the scripts are not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_cfg(out, **changes):

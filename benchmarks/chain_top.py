@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Write a campaign that retrains the best models of a design-space chain at a full recipe.
+
+The design-space paper names its RegNetX / RegNetY models by the same procedure: sample a
+population under a FLOP budget, train each briefly, then train the best few at the full schedule
+and keep the best. This script does the middle step: from a chain folder (`regnet study chain`)
+it takes the K models of lowest error in each asked space and writes a campaign YAML
+(`benchmarks/campaign.py`) whose runs build exactly those networks (`model: anynet` with the
+sampled `model_args`) under the `defaults` of another campaign, so that they train with the same
+recipe as, e.g., Table III's nets:
+
+    python benchmarks/chain_top.py benchmarks/results/design_chain/cifar_chain \
+        --space regnetx --top 2 --like benchmarks/campaigns/table3.yaml \
+        --name chain_best --out benchmarks/campaigns/chain_best.yaml
+    python benchmarks/campaign.py benchmarks/campaigns/chain_best.yaml --lanes 2
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import yaml
+
+from regnet.atomic import atomic_write_text
+from regnet.design.chain import load_chain
+from regnet.design.study import load_study
+
+
+def top_models(chain_dir: str, space: str, k: int) -> list[dict]:
+    """The `k` finished (not diverged) models of `space` with the lowest error, best first, each
+    as its sampled config record plus its `error`, ties broken by model id."""
+    chain = load_chain(chain_dir)
+    if space not in chain["spaces"]:
+        raise SystemExit(f"{chain_dir}: no space {space!r}; the chain has {chain['spaces']}")
+    _, configs, results = load_study(os.path.join(chain_dir, space))
+    done = [dict(rec, error=results[rec["id"]]["error"]) for rec in configs
+            if results.get(rec["id"], {}).get("status") == "ok"]
+    if not done:
+        raise SystemExit(f"{chain_dir}/{space}: no finished model yet")
+    return sorted(done, key=lambda r: (r["error"], r["id"]))[:k]
+
+
+def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: str,
+             seeds: list[int]) -> tuple[dict, list[str]]:
+    """(the campaign spec, comment lines naming where each run comes from)."""
+    runs, notes = [], []
+    for space in spaces:
+        for rec in top_models(chain_dir, space, k):
+            stats = rec.get("stats", {})
+            notes.append(f"{space}/{rec['id']}: chain error {rec['error']:.2f}%, "
+                         f"{stats.get('flops', 0) / 1e6:.2f} MF, "
+                         f"{stats.get('params', 0) / 1e6:.3f} M params, params {rec['params']}")
+            for seed in seeds:
+                runs.append({"model": rec["model"], "model_args": rec["model_args"],
+                             "seed": seed, "name": f"{space}_{rec['id']}_s{seed}"})
+    spec = {"name": name,
+            "description": f"the best {k} of {', '.join(spaces)} in chain "
+                           f"{os.path.normpath(chain_dir)}, retrained at the full recipe",
+            "defaults": defaults, "runs": runs}
+    return spec, notes
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("chain", help="chain folder written by `regnet study chain`")
+    p.add_argument("--space", action="append", required=True, help="space to take (repeatable)")
+    p.add_argument("--top", type=int, default=1, help="models per space (default 1)")
+    p.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
+    p.add_argument("--like", required=True,
+                   help="campaign YAML whose `defaults` (the recipe) the new one copies")
+    p.add_argument("--name", required=True, help="the new campaign's name")
+    p.add_argument("--out", required=True, help="the YAML file to write")
+    a = p.parse_args(argv)
+    if a.top < 1:
+        p.error("--top must be >= 1")
+    with open(a.like) as f:
+        defaults = (yaml.safe_load(f) or {}).get("defaults", {})
+    seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
+    spec, notes = campaign(a.chain, a.space, a.top, defaults, a.name, seeds)
+    args = sys.argv[1:] if argv is None else argv
+    header = [f"Written by: python benchmarks/chain_top.py {' '.join(args)}",
+              f"Recipe: the `defaults` of {a.like}.", "The models, best first:"]
+    text = "".join(f"# {line}\n" for line in header + [f"  {n}" for n in notes])
+    text += yaml.safe_dump(spec, sort_keys=False, default_flow_style=None, width=100)
+    atomic_write_text(a.out, text)
+    print(f"wrote {a.out}: {len(spec['runs'])} runs")
+    for n in notes:
+        print(" ", n)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
