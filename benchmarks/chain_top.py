@@ -29,7 +29,10 @@ from regnet.design.study import load_study
 
 def top_models(chain_dir: str, space: str, k: int) -> list[dict]:
     """The `k` finished (not diverged) models of `space` with the lowest error, best first, each
-    as its sampled config record plus its `error`, ties broken by model id."""
+    as its sampled config record plus its `error`, ties broken by model id. Distinct networks
+    only: two samples can quantise to the same stages (RegNetX's m0055 and m0083 of the CIFAR
+    chain did, and trained to the same error); the later one is listed in `same_as` of the
+    first rather than retrained."""
     chain = load_chain(chain_dir)
     if space not in chain["spaces"]:
         raise SystemExit(f"{chain_dir}: no space {space!r}; the chain has {chain['spaces']}")
@@ -38,7 +41,14 @@ def top_models(chain_dir: str, space: str, k: int) -> list[dict]:
             if results.get(rec["id"], {}).get("status") == "ok"]
     if not done:
         raise SystemExit(f"{chain_dir}/{space}: no finished model yet")
-    return sorted(done, key=lambda r: (r["error"], r["id"]))[:k]
+    picked: list[dict] = []
+    for rec in sorted(done, key=lambda r: (r["error"], r["id"])):
+        twin = next((p for p in picked if p["model_args"] == rec["model_args"]), None)
+        if twin is not None:
+            twin.setdefault("same_as", []).append(rec["id"])
+        elif len(picked) < k:
+            picked.append(dict(rec))
+    return picked
 
 
 def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: str,
@@ -50,7 +60,9 @@ def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: st
             stats = rec.get("stats", {})
             notes.append(f"{space}/{rec['id']}: chain error {rec['error']:.2f}%, "
                          f"{stats.get('flops', 0) / 1e6:.2f} MF, "
-                         f"{stats.get('params', 0) / 1e6:.3f} M params, params {rec['params']}")
+                         f"{stats.get('params', 0) / 1e6:.3f} M params, params {rec['params']}"
+                         + (f" (the same network as {', '.join(rec['same_as'])})"
+                            if rec.get("same_as") else ""))
             for seed in seeds:
                 runs.append({"model": rec["model"], "model_args": rec["model_args"],
                              "seed": seed, "name": f"{space}_{rec['id']}_s{seed}"})

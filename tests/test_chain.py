@@ -183,6 +183,13 @@ def test_chain_top_writes_a_campaign_of_the_best_models(tmp_path, monkeypatch):
             r.update(status="diverged", error=None)
     with open(results, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
+    # two samples that quantise to one network are trained once: m0001 becomes m0003's twin
+    configs_file = os.path.join(out, "regnetx", "configs.jsonl")
+    recs = [json.loads(line) for line in open(configs_file)]
+    twin = next(r for r in recs if r["id"] == "m0003")["model_args"]
+    next(r for r in recs if r["id"] == "m0001")["model_args"] = twin
+    with open(configs_file, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in recs)
     like = tmp_path / "like.yaml"
     like.write_text(yaml.safe_dump({"name": "x", "defaults": {"recipe": "smoke", "lr": 0.2},
                                     "runs": [{"model": "resnet20"}]}))
@@ -201,6 +208,8 @@ def test_chain_top_writes_a_campaign_of_the_best_models(tmp_path, monkeypatch):
     net = create_model(run["model"], **run["model_args"])
     assert net(torch.zeros(1, 3, 32, 32)).shape[-1] == 1000
     assert "regnetx/m0003: chain error 57.00%" in target.read_text()
+    assert "(the same network as m0001)" in target.read_text()
+    assert [r["id"] for r in top.top_models(out, "regnetx", 3)] == ["m0003", "m0002", "m0000"]
     with pytest.raises(SystemExit, match="no space"):
         top.main([out, "--space", "regnety", "--like", str(like), "--name", "b", "--out",
                   str(target)])
