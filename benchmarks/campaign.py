@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -313,6 +314,12 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
         g["best"].append(summary["best_val_top1"])
         g["minutes"].append(summary["wall_seconds"] / 60)
     rows = list(groups.values())
+    # Groups of one model with other arguments (a design study's `anynet` nets) are named by
+    # their runs' common name, less the seed suffix: `regnetx_m0055_s0` -> `regnetx_m0055`.
+    shared = {g["label"] for g in rows if sum(h["label"] == g["label"] for h in rows) > 1}
+    for g in rows:
+        if g["label"] in shared:
+            g["label"] = re.sub(r"_s\d+$", "", g["runs"][0])
     base = next((g for g in rows if g["label"] == baseline), rows[0] if rows else None)
     paper = camp.spec.get("paper", {})
     lines = [f"# {camp.spec['name']}: {camp.spec.get('description', '')}", "",

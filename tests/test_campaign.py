@@ -179,6 +179,26 @@ def test_the_report_compares_groups_of_seeds(tmp_path):
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_groups_of_one_model_with_other_arguments_are_named_by_their_runs(tmp_path):
+    # A design study's best nets all train as `anynet`; the report must tell them apart.
+    campaign = _load("campaign")
+    results = tmp_path / "results"
+    nets = {"regnetx_m0055": [1, 3, 8, 1], "regnetx_m0089": [1, 2, 6, 3]}
+    runs = [{"model": "anynet", "model_args": {"depths": d}, "seed": s, "name": f"{n}_s{s}"}
+            for n, d in nets.items() for s in (0, 1)]
+    path = write_campaign(tmp_path, runs)
+    for i, run in enumerate(runs):
+        (results / run["name"]).mkdir(parents=True)
+        (results / run["name"] / "summary.json").write_text(json.dumps(
+            {"final_val_top1": 80.0 + i, "best_val_top1": 80.0 + i, "wall_seconds": 60,
+             "params": 1}))
+    camp = campaign.Campaign(campaign.load_campaign(str(path)), str(results), str(tmp_path))
+    out = campaign.report(camp, None, str(tmp_path / "report"))
+    assert [g["label"] for g in out["groups"]] == ["regnetx_m0055", "regnetx_m0089"]
+    assert [g["final"] for g in out["groups"]] == [[80.0, 81.0], [82.0, 83.0]]
+    assert "| regnetx_m0089 | 2 |" in (tmp_path / "report.md").read_text()
+
+
 def test_the_figures_curve_is_the_mean_over_the_seeds_that_reached_each_epoch(tmp_path):
     figure = _load("campaign_figure")
     for seed, rows in enumerate(([(1, 50.0), (2, 60.0)], [(1, 52.0)])):
