@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import regnet
+from regnet.complexity import complexity
 from regnet.pretrained import PretrainedError, _table, fetch, repo_root
+from regnet.registry import get_entry
 
 ZOO = [t for t in _table().values() if t.url.startswith("repo:")]
 DATA = os.path.join(repo_root() or ".", "..", "shared", "data", "cifar10-jpg", "train")
@@ -19,11 +21,37 @@ def test_the_zoo_has_the_finished_table3_nets():
     assert {t.model for t in ZOO} >= {"resnet20", "se_resnet20", "regnet20_gru"}
 
 
+def _same_network(name: str, trained_model: str, trained_args: dict) -> bool:
+    """Whether the registered `name` builds what a run of `trained_model(**trained_args)`
+    trained: the same name, or (a network found by a design study, trained as `anynet` with
+    its sampled stages) the same AnyNet stages."""
+    if trained_model == name:
+        return True
+    cfg = get_entry(name).cfg
+    stages = dataclasses.asdict(cfg.to_anynet() if hasattr(cfg, "to_anynet") else cfg)
+    as_lists = {k: list(v) if isinstance(v, tuple) else v for k, v in stages.items()}
+    return trained_model == "anynet" and as_lists == trained_args
+
+
+def test_the_cifar_regnetx_found_by_the_chain_is_the_sampled_network():
+    chain = os.path.join(repo_root() or ".", "benchmarks", "results", "design_chain",
+                         "cifar_chain", "regnetx")
+    rec = next(json.loads(line) for line in open(os.path.join(chain, "configs.jsonl"))
+               if json.loads(line)["id"] == "m0055")
+    assert _same_network("regnetx_3_6mf_cifar", rec["model"], rec["model_args"])
+    assert not _same_network("regnetx_200mf_cifar", rec["model"], rec["model_args"])
+    counted = complexity("regnetx_3_6mf_cifar")
+    assert (counted["params"], counted["flops"]) == (rec["complexity"]["params"],
+                                                      rec["complexity"]["flops"])
+    assert 3.6e6 <= counted["flops"] < 3.7e6          # the name's "3.6 MF"
+
+
 @pytest.mark.parametrize("tag", ZOO, ids=[t.name for t in ZOO])
 def test_a_zoo_tag_is_a_checked_repository_file_that_loads(tag):
     path = fetch(tag)
     sidecar = json.load(open(os.path.splitext(path)[0] + ".json"))
-    assert sidecar["model"] == tag.model and sidecar["val_top1"] == pytest.approx(tag.top1)
+    assert _same_network(tag.model, sidecar["model"], sidecar["model_args"])
+    assert sidecar["val_top1"] == pytest.approx(tag.top1)
     assert sidecar["recipe"] in tag.recipe and "split_seed 0" in tag.split
     assert sidecar["config"]["val_split"] == 5000 and sidecar["config"]["split_seed"] == 0
     assert tuple(sidecar["mean"]) == pytest.approx(tag.mean, abs=1e-6)
