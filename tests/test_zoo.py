@@ -10,6 +10,7 @@ import torch
 
 import regnet
 from regnet.complexity import complexity
+from regnet.design.study import load_study
 from regnet.pretrained import PretrainedError, _table, fetch, repo_root
 from regnet.registry import get_entry
 
@@ -27,17 +28,17 @@ def _same_network(name: str, trained_model: str, trained_args: dict) -> bool:
     its sampled stages) the same AnyNet stages."""
     if trained_model == name:
         return True
+    if trained_model != "anynet":
+        return False
     cfg = get_entry(name).cfg
     stages = dataclasses.asdict(cfg.to_anynet() if hasattr(cfg, "to_anynet") else cfg)
-    as_lists = {k: list(v) if isinstance(v, tuple) else v for k, v in stages.items()}
-    return trained_model == "anynet" and as_lists == trained_args
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in stages.items()} == trained_args
 
 
 def test_the_cifar_regnetx_found_by_the_chain_is_the_sampled_network():
     chain = os.path.join(repo_root() or ".", "benchmarks", "results", "design_chain",
                          "cifar_chain", "regnetx")
-    rec = next(json.loads(line) for line in open(os.path.join(chain, "configs.jsonl"))
-               if json.loads(line)["id"] == "m0055")
+    rec = next(r for r in load_study(chain)[1] if r["id"] == "m0055")
     assert _same_network("regnetx_3_6mf_cifar", rec["model"], rec["model_args"])
     assert not _same_network("regnetx_200mf_cifar", rec["model"], rec["model_args"])
     counted = complexity("regnetx_3_6mf_cifar")

@@ -184,7 +184,7 @@ CIFAR_SIZES = ("200mf", "400mf")
 # kept: regnetx/m0055, the chain's best, which tied the other (81.04 vs 81.01 mean val top-1)
 # with 60% of its parameters. (depth, w0, wa, wm, group_w), q = 8, CIFAR stem, each block's last
 # BN zero-initialised as in its training. Weights: the tag `c10jpg_r12_s0`.
-CIFAR_FOUND = {"3_6mf": (13, 8, 9.8, 2.981, 2)}
+CIFAR_FOUND = {"x": {"3_6mf": (13, 8, 9.8, 2.981, 2)}}
 
 _PAPER = "Radosavovic et al., Designing Network Design Spaces"
 _IMAGENET = dict(num_classes=1000, input_size=(3, 224, 224), family="regnet", paper=_PAPER)
@@ -196,8 +196,8 @@ def _reference_name(kind: str, size: str) -> str:
     return f"RegNet{kind.upper()}-{size.replace('_', '.').upper()}"
 
 
-def zoo_cfg(kind: str, size: str, **overrides) -> RegNetCfg:
-    d, w0, wa, wm, g = REGNET_ZOO[kind][size]
+def zoo_cfg(kind: str, size: str, table: dict = REGNET_ZOO, **overrides) -> RegNetCfg:
+    d, w0, wa, wm, g = table[kind][size]
     cfg = RegNetCfg(depth=d, w0=w0, wa=wa, wm=wm, group_w=g, se_ratio=0.25 if kind == "y" else 0.0)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
@@ -212,8 +212,9 @@ for _kind, _table in REGNET_ZOO.items():
         register_model(f"regnet{_kind}_{_size}_cifar", build_regnet,
                        zoo_cfg(_kind, _size, stem="cifar", input_size=(3, 32, 32)),
                        aliases=(_reference_name(_kind, _size) + "-CIFAR",), **_CIFAR)
-for _size, (_d, _w0, _wa, _wm, _g) in CIFAR_FOUND.items():
-    register_model(f"regnetx_{_size}_cifar", build_regnet,
-                   RegNetCfg(depth=_d, w0=_w0, wa=_wa, wm=_wm, group_w=_g, stem="cifar",
-                             zero_init_last=True, input_size=(3, 32, 32)),
-                   aliases=(_reference_name("x", _size) + "-CIFAR",), **_CIFAR)
+for _kind, _table in CIFAR_FOUND.items():
+    for _size in _table:
+        register_model(f"regnet{_kind}_{_size}_cifar", build_regnet,
+                       zoo_cfg(_kind, _size, CIFAR_FOUND, stem="cifar", zero_init_last=True,
+                               input_size=(3, 32, 32)),
+                       aliases=(_reference_name(_kind, _size) + "-CIFAR",), **_CIFAR)
