@@ -14,6 +14,8 @@ The YAML file:
     runs:
       - {model: resnet20, seed: 0}     # name defaults to <model>_s<seed>
       - {model: regnet20_lstm, seed: 0, batch_size: 64, name: lstm_b64}
+    paper: {resnet20: "91.62", ...}    # optional: the paper's figure per group, for the report
+    compare: [[iresnet56, preact56]]   # optional: pairs the report tests besides the baseline
 
 Every key of a run (and of `defaults`) is a `TrainConfig` key, passed as a flag. A run is done
 when its results folder holds `summary.json`. While a run trains, its latest `last.pt` is copied
@@ -82,9 +84,15 @@ def load_campaign(path: str) -> dict:
     paper = spec.get("paper") or {}
     if not isinstance(paper, dict):
         raise CampaignError(f"{path}: `paper` maps a model (or run group label) to its figure")
+    compare = spec.get("compare") or []
+    if not isinstance(compare, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 for pair in compare):
+        raise CampaignError(f"{path}: `compare` is a list of [group, against] pairs of group "
+                            "labels, e.g. [[iresnet56, preact56]]")
     return {"name": str(spec["name"]), "description": spec.get("description", ""),
             "runs": runs, "paper": {str(k): str(v) for k, v in paper.items()},
-            "paper_note": str(spec.get("paper_note", ""))}
+            "paper_note": str(spec.get("paper_note", "")),
+            "compare": [[str(a), str(b)] for a, b in compare]}
 
 
 def command(run: dict, out: str, threads: int) -> list[str]:
@@ -294,6 +302,34 @@ def against_paper(w: dict, gap: float | None) -> str:
     return f"; the paper's gap ({gap:+.2f}) lies {'above' if gap > hi else 'below'} the interval"
 
 
+def compare_pairs(rows: list[dict], pairs: list[list[str]], paper: dict) -> list[str]:
+    """The campaign's own `compare` pairs, where one baseline does not fit the question (a depth
+    study compares two families at each depth): each pair's difference of final top-1, its 95%
+    interval, Welch's p and the verdict, kept on the first group's row as `pairs`."""
+    if not pairs:
+        return []
+    by_label = {g["label"]: g for g in rows}
+    lines = ["", "Pairs (the campaign's `compare`): the first group's final top-1 minus the "
+             "second's; the paper column gives the paper's own gap where it has both figures.",
+             "", "| group | against | n | difference [95% CI] | p | verdict | paper |",
+             "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
+    for a, b in pairs:
+        ga, gb = by_label.get(a), by_label.get(b)
+        n = f"{len(ga['final']) if ga else 0} / {len(gb['final']) if gb else 0}"
+        gap = paper_gap(paper, a, {"label": b})
+        paper_text = "" if gap is None else f"{gap:+.2f}"
+        if ga is None or gb is None or len(ga["final"]) < 2 or len(gb["final"]) < 2:
+            lines.append(f"| {a} | {b} | {n} | - | - | needs n >= 2 finished on both sides | "
+                         f"{paper_text} |")
+            continue
+        w = welch(ga["final"], gb["final"])
+        ga.setdefault("pairs", {})[b] = w
+        lines.append(f"| {a} | {b} | {n} | {w['diff']:+.2f} [{w['ci95'][0]:+.2f}, "
+                     f"{w['ci95'][1]:+.2f}] | {w['p']:.3f} | {verdict(w)}"
+                     f"{against_paper(w, gap)} | {paper_text} |")
+    return lines
+
+
 def report(camp: Campaign, baseline: str | None, out: str) -> dict:
     """Per group of runs that differ only in their seed: n, mean +- sd of the final and best
     validation top-1, and against the baseline group: the difference of final top-1 with its
@@ -345,6 +381,7 @@ def report(camp: Campaign, baseline: str | None, out: str) -> dict:
                      f"{mean_std(g['final'])} | {mean_std(g['best'])} | "
                      f"{sum(g['minutes']) / len(g['minutes']):.0f} | {cmp} | "
                      f"{paper_cell(paper, g['label'], base)} |")
+    lines += compare_pairs(rows, camp.spec.get("compare", []), paper)
     if camp.spec.get("paper_note"):
         lines += ["", f"Paper column: {camp.spec['paper_note']}"]
     lines += ["", f"Runs: {', '.join(r for g in rows for r in g['runs'])}. Each run's command, "

@@ -248,3 +248,38 @@ def test_a_missing_run_is_paced_by_its_models_finished_runs(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "resnet20_s1                  missing  ~6 min left"
     assert out[-1].startswith("1 of 3 done; 2 to train, ~0.1 lane-hours for the 1 with a pace")
+
+
+def test_the_report_tests_the_campaigns_own_pairs(tmp_path):
+    # A depth study compares two families at each depth: one baseline does not fit the question.
+    campaign = _load("campaign")
+    results = tmp_path / "results"
+    finals = {"preact56": [85.0, 85.4], "iresnet56": [86.0, 86.3], "preact110": [86.0, 86.2]}
+    runs = [{"model": "resnet20", "model_args": {"width": 16 + i}, "seed": s,
+             "name": f"{n}_s{s}"} for i, n in enumerate(finals) for s in (0, 1)]
+    path = write_campaign(tmp_path, runs)
+    spec = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**spec, "paper": {"iresnet56": "95.00", "preact56": "94.46"},
+                                    "compare": [["iresnet56", "preact56"],
+                                                ["iresnet110", "preact110"]]}))
+    for n, values in finals.items():
+        for s, v in enumerate(values):
+            (results / f"{n}_s{s}").mkdir(parents=True)
+            (results / f"{n}_s{s}" / "summary.json").write_text(json.dumps(
+                {"final_val_top1": v, "best_val_top1": v, "wall_seconds": 60, "params": 1}))
+    camp = campaign.Campaign(campaign.load_campaign(str(path)), str(results), str(tmp_path))
+    out = campaign.report(camp, None, str(tmp_path / "report"))
+    ires = next(g for g in out["groups"] if g["label"] == "iresnet56")
+    assert abs(ires["pairs"]["preact56"]["diff"] - 0.95) < 1e-9
+    text = (tmp_path / "report.md").read_text()
+    assert "| iresnet56 | preact56 | 2 / 2 | +0.95 [" in text and "| +0.54 |" in text
+    assert "| iresnet110 | preact110 | 0 / 2 | - | - | needs n >= 2 finished" in text
+
+
+def test_a_compare_entry_that_is_not_a_pair_is_refused(tmp_path):
+    campaign = _load("campaign")
+    path = write_campaign(tmp_path, [{"model": "resnet20", "seed": 0}])
+    spec = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**spec, "compare": [["a", "b", "c"]]}))
+    with pytest.raises(campaign.CampaignError, match="pairs"):
+        campaign.load_campaign(str(path))
