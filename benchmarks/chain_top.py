@@ -27,16 +27,27 @@ from regnet.design.chain import load_chain
 from regnet.design.study import load_study
 
 
+def study_folder(folder: str, space: str) -> str:
+    """The study of `space`: a chain's member, or FOLDER itself where it is one study (a space
+    sampled beside the chain with the chain's preset, as the CIFAR RegNetY population is)."""
+    if os.path.exists(os.path.join(folder, "study.json")):
+        sampled = load_study(folder)[0]["space"]
+        if sampled != space:
+            raise SystemExit(f"{folder}: a study of {sampled!r}, not of {space!r}")
+        return folder
+    chain = load_chain(folder)
+    if space not in chain["spaces"]:
+        raise SystemExit(f"{folder}: no space {space!r}; the chain has {chain['spaces']}")
+    return os.path.join(folder, space)
+
+
 def top_models(chain_dir: str, space: str, k: int) -> list[dict]:
     """The `k` finished (not diverged) models of `space` with the lowest error, best first, each
     as its sampled config record plus its `error`, ties broken by model id. Distinct networks
     only: two samples can quantise to the same stages (RegNetX's m0055 and m0083 of the CIFAR
     chain did, and trained to the same error); the later one is listed in `same_as` of the
     first rather than retrained."""
-    chain = load_chain(chain_dir)
-    if space not in chain["spaces"]:
-        raise SystemExit(f"{chain_dir}: no space {space!r}; the chain has {chain['spaces']}")
-    _, configs, results = load_study(os.path.join(chain_dir, space))
+    _, configs, results = load_study(study_folder(chain_dir, space))
     done = [dict(rec, error=results[rec["id"]]["error"]) for rec in configs
             if results.get(rec["id"], {}).get("status") == "ok"]
     if not done:
@@ -55,10 +66,11 @@ def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: st
              seeds: list[int]) -> tuple[dict, list[str]]:
     """(the campaign spec, comment lines naming where each run comes from)."""
     runs, notes = [], []
+    kind = "study" if os.path.exists(os.path.join(chain_dir, "study.json")) else "chain"
     for space in spaces:
         for rec in top_models(chain_dir, space, k):
             stats = rec.get("stats", {})
-            notes.append(f"{space}/{rec['id']}: chain error {rec['error']:.2f}%, "
+            notes.append(f"{space}/{rec['id']}: {kind} error {rec['error']:.2f}%, "
                          f"{stats.get('flops', 0) / 1e6:.2f} MF, "
                          f"{stats.get('params', 0) / 1e6:.3f} M params, params {rec['params']}"
                          + (f" (the same network as {', '.join(rec['same_as'])})"
@@ -67,7 +79,7 @@ def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: st
                 runs.append({"model": rec["model"], "model_args": rec["model_args"],
                              "seed": seed, "name": f"{space}_{rec['id']}_s{seed}"})
     spec = {"name": name,
-            "description": f"the best {k} of {', '.join(spaces)} in chain "
+            "description": f"the best {k} of {', '.join(spaces)} in {kind} "
                            f"{os.path.normpath(chain_dir)}, retrained at the full recipe",
             "defaults": defaults, "runs": runs}
     return spec, notes
@@ -75,7 +87,8 @@ def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: st
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("chain", help="chain folder written by `regnet study chain`")
+    p.add_argument("chain", help="chain folder written by `regnet study chain`, or one study "
+                   "folder (`regnet study sample`)")
     p.add_argument("--space", action="append", required=True, help="space to take (repeatable)")
     p.add_argument("--top", type=int, default=1, help="models per space (default 1)")
     p.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")

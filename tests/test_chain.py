@@ -213,3 +213,13 @@ def test_chain_top_writes_a_campaign_of_the_best_models(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no space"):
         top.main([out, "--space", "regnety", "--like", str(like), "--name", "b", "--out",
                   str(target)])
+    # one study folder (a space sampled beside the chain, as the CIFAR RegNetY population is)
+    study = os.path.join(out, "regnetx")
+    assert top.main([study, "--space", "regnetx", "--top", "1", "--like", str(like), "--name",
+                     "b", "--out", str(target)]) == 0
+    spec = load_script("campaign").load_campaign(str(target))
+    assert [r["name"] for r in spec["runs"]] == ["regnetx_m0003_s0"]
+    assert "regnetx/m0003: study error 57.00%" in target.read_text()
+    with pytest.raises(SystemExit, match="a study of 'regnetx', not of 'regnety'"):
+        top.main([study, "--space", "regnety", "--like", str(like), "--name", "b", "--out",
+                  str(target)])
