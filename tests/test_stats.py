@@ -1,9 +1,10 @@
-"""regnet.stats: rank correlation, Kolmogorov-Smirnov and Welch against known values."""
+"""regnet.stats: rank correlation, Kolmogorov-Smirnov, Welch and the paired t-test against known
+values."""
 import math
 
 import pytest
 
-from regnet.stats import kolmogorov_sf, ks_2samp, ranks, spearman, welch
+from regnet.stats import kolmogorov_sf, ks_2samp, paired_t, ranks, spearman, welch
 
 
 def test_ranks_share_ties():
@@ -47,3 +48,19 @@ def test_ks_directions():
 def test_welch_interval_contains_the_difference():
     w = welch([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0])
     assert w["diff"] == -1.0 and w["ci95"][0] < -1.0 < w["ci95"][1] and 0.3 < w["p"] < 0.5
+
+
+def test_paired_t_matches_students_sleep_data():
+    # Student (1908), the two drugs' extra sleep of 10 patients; R's
+    # t.test(group1, group2, paired = TRUE): t -4.0621, df 9, p 0.002833, 95% CI [-2.4599, -0.7001]
+    group1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+    group2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+    r = paired_t(group1, group2)
+    assert r["diff"] == pytest.approx(-1.58) and r["df"] == 9 and r["n"] == 10
+    assert r["t"] == pytest.approx(-4.0621, abs=1e-4)
+    assert r["p"] == pytest.approx(0.002833, abs=1e-6)
+    assert r["ci95"] == pytest.approx([-2.4599, -0.7001], abs=1e-4)
+    # the same data unpaired is a weaker test: Welch gives p 0.0794
+    assert welch(group1, group2)["p"] == pytest.approx(0.07939, abs=1e-4)
+    with pytest.raises(ValueError, match="equally long"):
+        paired_t([1.0, 2.0], [1.0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["betainc", "t_sf2", "t_quantile", "welch", "verdict", "ranks", "spearman",
+__all__ = ["betainc", "t_sf2", "t_quantile", "welch", "paired_t", "verdict", "ranks", "spearman",
            "ks_2samp", "kolmogorov_sf"]
 
 
@@ -81,6 +81,23 @@ def welch(a: list[float], b: list[float]) -> dict:
     half = t_quantile(0.975, df) * se
     return {"diff": diff, "ci95": [diff - half, diff + half], "t": t, "df": df,
             "p": t_sf2(t, df)}
+
+
+def paired_t(a: list[float], b: list[float]) -> dict:
+    """mean(a - b) over matched pairs, its 95% interval, t, df = n - 1 and two-sided p: the test
+    for two measurements of the same units (one sampled network built with and without SE)."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("the paired t-test needs two equally long lists of at least 2 values")
+    diffs = [x - y for x, y in zip(a, b)]
+    diff, df = statistics.mean(diffs), float(len(diffs) - 1)
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+    if se == 0:
+        return {"diff": diff, "ci95": [diff, diff], "t": math.inf if diff else 0.0, "df": df,
+                "p": 0.0 if diff else 1.0, "n": len(diffs)}
+    t = diff / se
+    half = t_quantile(0.975, df) * se
+    return {"diff": diff, "ci95": [diff - half, diff + half], "t": t, "df": df,
+            "p": t_sf2(t, df), "n": len(diffs)}
 
 
 def verdict(result: dict, alpha: float = 0.05) -> str:

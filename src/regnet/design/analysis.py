@@ -15,6 +15,9 @@ import statistics
 
 from regnet.extras import need
 
+from regnet.stats import paired_t
+
+from .chain import step_verdict
 from .fit import fit_width_rule
 from .study import load_study
 
@@ -22,7 +25,13 @@ need("matplotlib", "regnet study analyze").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-__all__ = ["study_rows", "edf", "plot_edfs", "plot_trends", "best_models", "analyze"]
+__all__ = ["study_rows", "edf", "plot_edfs", "plot_trends", "best_models", "compare_studies",
+           "analyze"]
+
+# Matched networks needed before the paired test is reported: two populations sampled with
+# the same seed from spaces that differ in one fixed choice (RegNetX / RegNetY: SE or not) share
+# most draws, and the paired test on those is far stronger than comparing two EDFs.
+MIN_PAIRS = 10
 
 # Parameters error is plotted against; w0, wa, wm of an AnyNet model come from the width fit.
 TREND_PARAMS = ("d", "w0", "wa", "wm", "g", "b", "flops", "params", "acts", "e_fit")
@@ -52,7 +61,8 @@ def study_rows(path: str) -> tuple[dict, list[dict], dict]:
         rows.append({"id": rec["id"], "error": res["error"], "stats": stats, "fit": fit,
                      "depths": rec["model_args"]["depths"], "widths": rec["model_args"]["widths"],
                      "group_widths": rec["model_args"]["group_widths"],
-                     "bot_muls": rec["model_args"]["bot_muls"]})
+                     "bot_muls": rec["model_args"]["bot_muls"],
+                     "sampled": rec.get("params", {})})
     pending = len(configs) - len(rows) - diverged
     return meta, rows, {"diverged": diverged, "pending": pending}
 
@@ -160,6 +170,27 @@ def _best_table(label: str, rows: list[dict], k: int) -> list[str]:
     return lines + [""]
 
 
+def _sampled_key(row: dict) -> str:
+    return json.dumps(row["sampled"], sort_keys=True)
+
+
+def compare_studies(first: list[dict], other: list[dict], alpha: float = 0.05) -> dict:
+    """`other`'s errors against `first`'s: Welch on the mean, the one-sided KS tests of the EDFs
+    (chain.step_verdict), and, where at least MIN_PAIRS networks were sampled with the same
+    parameters in both, the paired t-test of their errors (other minus first)."""
+    out = step_verdict([r["error"] for r in first], [r["error"] for r in other], alpha)
+    ks = out["ks"]
+    worse, better = ks["p_a_lower"] < alpha, ks["p_a_higher"] < alpha
+    out["verdict"] = ("the EDFs cross" if worse and better else "EDF worse" if worse else
+                      "EDF better" if better else "no EDF difference detected at this n")
+    by_key = {_sampled_key(r): r for r in first if r["sampled"]}
+    pairs = [(r["error"], by_key[_sampled_key(r)]["error"]) for r in other
+             if r["sampled"] and _sampled_key(r) in by_key]
+    if len(pairs) >= MIN_PAIRS:
+        out["paired"] = paired_t([a for a, _ in pairs], [b for _, b in pairs])
+    return out
+
+
 def analyze(paths: list[str], out: str, labels: list[str] | None = None, top: int = 10) -> dict:
     """Write edf.png, trends_<label>.png, report.md and report.html into `out`."""
     os.makedirs(out, exist_ok=True)
@@ -185,6 +216,9 @@ def analyze(paths: list[str], out: str, labels: list[str] | None = None, top: in
             plot_trends(s["rows"], os.path.join(out, name), f"{s['label']}: error vs parameters")
             images.append(name)
             s["trends"] = name
+    for s in studies[1:]:
+        if s["rows"] and studies[0]["rows"]:
+            s["against_first"] = compare_studies(studies[0]["rows"], s["rows"])
     md = _report_md(studies, top)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(md)
@@ -194,7 +228,31 @@ def analyze(paths: list[str], out: str, labels: list[str] | None = None, top: in
             "studies": [{"label": s["label"], "n": len(s["rows"]),
                          "min": min((r["error"] for r in s["rows"]), default=None),
                          "mean": (statistics.fmean(r["error"] for r in s["rows"])
-                                  if s["rows"] else None)} for s in studies]}
+                                  if s["rows"] else None),
+                         "against_first": s.get("against_first")} for s in studies]}
+
+
+def _against_first_table(studies) -> list[str]:
+    compared = [s for s in studies[1:] if s.get("against_first")]
+    if not compared:
+        return []
+    lines = [f"Against {studies[0]['label']} (error differences: this study minus that one; "
+             "negative is better): Welch's test of the mean error, the one-sided KS tests of "
+             "the EDFs (better: this EDF lies left somewhere; worse: right), and, where the "
+             "two populations share sampled networks, the paired t-test over those.", "",
+             "| study | mean error diff [95% CI] | p | KS better p | KS worse p | "
+             "paired diff [95% CI] | paired p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in compared:
+        c = s["against_first"]
+        w, ks, pt = c.get("welch"), c["ks"], c.get("paired")
+        welch_cells = (f"{w['diff']:+.2f} [{w['ci95'][0]:+.2f}, {w['ci95'][1]:+.2f}] | "
+                       f"{w['p']:.2g}" if w else "- | -")
+        paired_cells = (f"{pt['diff']:+.2f} [{pt['ci95'][0]:+.2f}, {pt['ci95'][1]:+.2f}] "
+                        f"(n={pt['n']}) | {pt['p']:.2g}" if pt else "- | -")
+        lines.append(f"| {s['label']} | {welch_cells} | {ks['p_a_higher']:.2g} | "
+                     f"{ks['p_a_lower']:.2g} | {paired_cells} | {c['verdict']} |")
+    return lines + [""]
 
 
 def _report_md(studies, top) -> str:
@@ -214,6 +272,7 @@ def _report_md(studies, top) -> str:
                      f"{statistics.fmean(errs) if errs else float('nan'):.2f} | "
                      f"{band[0] / 1e6:g}-{band[1] / 1e6:g}MF | {recipe} |")
     lines.append("")
+    lines += _against_first_table(studies)
     for s in studies:
         if not s["rows"]:
             continue
