@@ -62,10 +62,23 @@ def top_models(chain_dir: str, space: str, k: int) -> list[dict]:
     return picked
 
 
+def twin_of(rec: dict, twins: str) -> dict | None:
+    """The model of study folder `twins` sampled with the same parameters as `rec` (RegNetX
+    and RegNetY populations drawn with one seed share most draws), with its `error`."""
+    meta, configs, results = load_study(twins)
+    for other in configs:
+        if other["params"] == rec["params"]:
+            res = results.get(other["id"], {})
+            return dict(other, space=meta["space"], error=res.get("error"))
+    return None
+
+
 def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: str,
-             seeds: list[int]) -> tuple[dict, list[str]]:
-    """(the campaign spec, comment lines naming where each run comes from)."""
-    runs, notes = [], []
+             seeds: list[int], twins: str | None = None) -> tuple[dict, list[str]]:
+    """(the campaign spec, comment lines naming where each run comes from). With `twins` (a
+    study folder), each picked model's twin there (the same draw in the other space) trains
+    too, after all picked models, and the report compares each pair."""
+    runs, notes, twin_runs, compare = [], [], [], []
     kind = "study" if os.path.exists(os.path.join(chain_dir, "study.json")) else "chain"
     for space in spaces:
         for rec in top_models(chain_dir, space, k):
@@ -78,10 +91,24 @@ def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: st
             for seed in seeds:
                 runs.append({"model": rec["model"], "model_args": rec["model_args"],
                              "seed": seed, "name": f"{space}_{rec['id']}_s{seed}"})
+            twin = twin_of(rec, twins) if twins else None
+            if twins and twin is None:
+                notes.append(f"  no twin of {rec['id']} in {twins}")
+            if twin is not None:
+                error = "" if twin["error"] is None else f", study error {twin['error']:.2f}%"
+                notes.append(f"  twin: {twin['space']}/{twin['id']} (the same draw){error}")
+                label = f"{twin['space']}_{twin['id']}"
+                compare.append([f"{space}_{rec['id']}", label])
+                twin_runs += [{"model": twin["model"], "model_args": twin["model_args"],
+                               "seed": seed, "name": f"{label}_s{seed}"} for seed in seeds]
     spec = {"name": name,
             "description": f"the best {k} of {', '.join(spaces)} in {kind} "
-                           f"{os.path.normpath(chain_dir)}, retrained at the full recipe",
-            "defaults": defaults, "runs": runs}
+                           f"{os.path.normpath(chain_dir)}, retrained at the full recipe"
+                           + (f", beside their twins in {os.path.normpath(twins)}"
+                              if twins else ""),
+            "defaults": defaults, "runs": runs + twin_runs}
+    if compare:
+        spec["compare"] = compare
     return spec, notes
 
 
@@ -96,13 +123,16 @@ def main(argv=None) -> int:
                    help="campaign YAML whose `defaults` (the recipe) the new one copies")
     p.add_argument("--name", required=True, help="the new campaign's name")
     p.add_argument("--out", required=True, help="the YAML file to write")
+    p.add_argument("--twins", default=None, metavar="STUDY",
+                   help="also train each model's twin in this study folder (the same sampled "
+                        "parameters in another space: RegNetY's draw without SE) and compare")
     a = p.parse_args(argv)
     if a.top < 1:
         p.error("--top must be >= 1")
     with open(a.like) as f:
         defaults = (yaml.safe_load(f) or {}).get("defaults", {})
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
-    spec, notes = campaign(a.chain, a.space, a.top, defaults, a.name, seeds)
+    spec, notes = campaign(a.chain, a.space, a.top, defaults, a.name, seeds, a.twins)
     args = sys.argv[1:] if argv is None else argv
     header = [f"Written by: python benchmarks/chain_top.py {' '.join(args)}",
               f"Recipe: the `defaults` of {a.like}.", "The models, best first:"]

@@ -10,7 +10,7 @@ import regnet.design.study as study_mod
 from regnet.cli import main as cli_main
 from regnet.design.chain import (chain_report, create_chain, load_chain, rank_subset, run_chain,
                                  step_verdict)
-from regnet.design.study import StudyError, load_study
+from regnet.design.study import StudyError, create_study, load_study
 
 SPACES = ("anynetx_a", "anynetx_d", "regnetx")
 QUIET = dict(log=lambda *a: None)
@@ -223,3 +223,25 @@ def test_chain_top_writes_a_campaign_of_the_best_models(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="a study of 'regnetx', not of 'regnety'"):
         top.main([study, "--space", "regnety", "--like", str(like), "--name", "b", "--out",
                   str(target)])
+    # --twins: the best RegNetY's draw without SE (the same sampled parameters in RegNetX)
+    # trains beside it and the report compares the two
+    ys = str(tmp_path / "y")
+    create_study(ys, "regnety", n=5, preset="smoke", seed=0, train={"dataset": "digits"})
+    x_params = {json.dumps(r["params"], sort_keys=True): r["id"] for r in recs}
+    y_recs = load_study(ys)[1]
+    best = next(r for r in y_recs if json.dumps(r["params"], sort_keys=True) in x_params)
+    twin_id = x_params[json.dumps(best["params"], sort_keys=True)]
+    with open(os.path.join(ys, "results.jsonl"), "w") as f:
+        f.writelines(json.dumps({"id": r["id"], "status": "ok", "seconds": 0.0,
+                                 "error": 40.0 if r is best else 50.0}) + "\n" for r in y_recs)
+    assert top.main([ys, "--space", "regnety", "--seeds", "0,1", "--twins", study, "--like",
+                     str(like), "--name", "y", "--out", str(target)]) == 0
+    spec = load_script("campaign").load_campaign(str(target))
+    names = [r["name"] for r in spec["runs"]]
+    assert names == [f"regnety_{best['id']}_s0", f"regnety_{best['id']}_s1",
+                     f"regnetx_{twin_id}_s0", f"regnetx_{twin_id}_s1"]
+    x_run, y_run = spec["runs"][2]["config"], spec["runs"][0]["config"]
+    assert x_run["model_args"] == {**y_run["model_args"], "se_ratio": 0.0}
+    assert y_run["model_args"]["se_ratio"] == 0.25
+    assert spec["compare"] == [[f"regnety_{best['id']}", f"regnetx_{twin_id}"]]
+    assert f"twin: regnetx/{twin_id} (the same draw)" in target.read_text()
