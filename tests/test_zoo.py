@@ -35,16 +35,19 @@ def _same_network(name: str, trained_model: str, trained_args: dict) -> bool:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in stages.items()} == trained_args
 
 
-def test_the_cifar_regnetx_found_by_the_chain_is_the_sampled_network():
-    chain = os.path.join(repo_root() or ".", "benchmarks", "results", "design_chain",
-                         "cifar_chain", "regnetx")
-    rec = next(r for r in load_study(chain)[1] if r["id"] == "m0055")
-    assert _same_network("regnetx_3_6mf_cifar", rec["model"], rec["model_args"])
+@pytest.mark.parametrize("name, study, model_id", [
+    ("regnetx_3_6mf_cifar", ("cifar_chain", "regnetx"), "m0055"),
+    ("regnety_3_5mf_cifar", ("regnety",), "m0004")])
+def test_a_cifar_regnet_found_by_a_design_study_is_the_sampled_network(name, study, model_id):
+    folder = os.path.join(repo_root() or ".", "benchmarks", "results", "design_chain", *study)
+    rec = next(r for r in load_study(folder)[1] if r["id"] == model_id)
+    assert _same_network(name, rec["model"], rec["model_args"])
     assert not _same_network("regnetx_200mf_cifar", rec["model"], rec["model_args"])
-    counted = complexity("regnetx_3_6mf_cifar")
+    counted = complexity(name)
     assert (counted["params"], counted["flops"]) == (rec["complexity"]["params"],
                                                       rec["complexity"]["flops"])
-    assert 3.6e6 <= counted["flops"] < 3.7e6          # the name's "3.6 MF"
+    size = float(name.split("_", 1)[1].split("mf")[0].replace("_", "."))    # "3_6mf" -> 3.6
+    assert round(counted["flops"] / 1e6, 1) == size
 
 
 @pytest.mark.parametrize("tag", ZOO, ids=[t.name for t in ZOO])

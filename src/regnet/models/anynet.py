@@ -178,13 +178,16 @@ REGNET_ZOO = {
 }
 # CIFAR versions (3x3/1 stem, 32x32 input) of the smallest models, registered by name.
 CIFAR_SIZES = ("200mf", "400mf")
-# RegNetX found on CIFAR by this repository, the paper's way: of the 100 RegNetX sampled at 3-4 MF
-# by `regnet study chain` (benchmarks/results/design_chain/cifar_chain), the two distinct best
-# retrained at Table III's 30-epoch recipe at two seeds (benchmarks/campaigns/chain_best.yaml);
-# kept: regnetx/m0055, the chain's best, which tied the other (81.04 vs 81.01 mean val top-1)
-# with 60% of its parameters. (depth, w0, wa, wm, group_w), q = 8, CIFAR stem, each block's last
-# BN zero-initialised as in its training. Weights: the tag `c10jpg_r12_s0`.
-CIFAR_FOUND = {"x": {"3_6mf": (13, 8, 9.8, 2.981, 2)}}
+# RegNetX / RegNetY found on CIFAR by this repository, the paper's way: of 100 models sampled at
+# 3-4 MF and trained briefly (RegNetX: `regnet study chain`, benchmarks/results/design_chain/
+# cifar_chain; RegNetY: the same preset and seed, benchmarks/results/design_chain/regnety), the
+# two distinct best retrained at Table III's 30-epoch recipe at two seeds (benchmarks/campaigns/
+# chain_best.yaml, chain_best_y.yaml). Both pairs tied, so each kept its population's best, the
+# smaller net: regnetx/m0055 (81.04 vs 81.01 mean val top-1, 60% of the other's parameters) and
+# regnety/m0004 (80.98 vs 81.05, 61%). (depth, w0, wa, wm, group_w), q = 8, CIFAR stem, each
+# block's last BN zero-initialised as in its training. Weights: the tags `c10jpg_r12_s0`.
+CIFAR_FOUND = {"x": {"3_6mf": (13, 8, 9.8, 2.981, 2)},
+               "y": {"3_5mf": (13, 8, 10.3, 2.997, 1)}}
 
 _PAPER = "Radosavovic et al., Designing Network Design Spaces"
 _IMAGENET = dict(num_classes=1000, input_size=(3, 224, 224), family="regnet", paper=_PAPER)
