@@ -17,7 +17,7 @@ from regnet.extras import need
 
 from regnet.stats import paired_t
 
-from .chain import step_verdict
+from .compare import step_verdict
 from .fit import fit_width_rule
 from .study import load_study
 
@@ -176,7 +176,7 @@ def _sampled_key(row: dict) -> str:
 
 def compare_studies(first: list[dict], other: list[dict], alpha: float = 0.05) -> dict:
     """`other`'s errors against `first`'s: Welch on the mean, the one-sided KS tests of the EDFs
-    (chain.step_verdict), and, where at least MIN_PAIRS networks were sampled with the same
+    (compare.step_verdict), and, where at least MIN_PAIRS networks were sampled with the same
     parameters in both, the paired t-test of their errors (other minus first)."""
     out = step_verdict([r["error"] for r in first], [r["error"] for r in other], alpha)
     ks = out["ks"]

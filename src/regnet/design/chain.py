@@ -25,8 +25,9 @@ import statistics
 import time
 
 from regnet.atomic import atomic_write_text
-from regnet.stats import ks_2samp, spearman, welch
+from regnet.stats import spearman
 
+from .compare import step_verdict
 from .study import (FORMAT, StudyError, check_train_data, create_study, load_study,
                     read_record, run_jobs, study_jobs, worker_threads, write_study)
 
@@ -224,27 +225,6 @@ def run_chain(out: str, workers: int = 1, overrides: dict | None = None,
     phase2 = [job for *_, job in sorted(phase2, key=lambda t: t[:2])]
     train(phase2, f"the populations of {', '.join(chain['spaces'])}, the smallest first")
     return {**totals, "rank": rank, "stopped": None}
-
-
-def step_verdict(parent: list[float], child: list[float], alpha: float = 0.05) -> dict:
-    """Compare a refined space's errors (child) with its parent's: Welch on the mean error, and
-    the one-sided Kolmogorov-Smirnov tests of "child's EDF lies right of (worse than) the
-    parent's somewhere" and the converse. The claim under test is keeps-or-improves."""
-    ks = ks_2samp(child, parent)
-    out = {"ks": ks, "mean_diff": statistics.fmean(child) - statistics.fmean(parent),
-           "min_diff": min(child) - min(parent)}
-    if len(parent) > 1 and len(child) > 1:
-        out["welch"] = welch(child, parent)
-    worse, better = ks["p_a_lower"] < alpha, ks["p_a_higher"] < alpha
-    if worse and better:
-        out["verdict"] = "mixed: the EDFs cross (better in one range of error, worse in another)"
-    elif worse:
-        out["verdict"] = "contradicted: the refined space's EDF is worse"
-    elif better:
-        out["verdict"] = "confirmed: the refined space's EDF improves"
-    else:
-        out["verdict"] = "confirmed: the EDF is kept (no difference detected at this n)"
-    return out
 
 
 def chain_report(out: str, report_dir: str | None = None, alpha: float = 0.05,
