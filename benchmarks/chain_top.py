@@ -24,13 +24,18 @@ import yaml
 
 from regnet.atomic import atomic_write_text
 from regnet.design.chain import load_chain
-from regnet.design.study import load_study
+from regnet.design.study import draw_key, load_study
+
+
+def is_study(folder: str) -> bool:
+    """One study (`regnet study sample`) rather than a chain of them."""
+    return os.path.exists(os.path.join(folder, "study.json"))
 
 
 def study_folder(folder: str, space: str) -> str:
     """The study of `space`: a chain's member, or FOLDER itself where it is one study (a space
     sampled beside the chain with the chain's preset, as the CIFAR RegNetY population is)."""
-    if os.path.exists(os.path.join(folder, "study.json")):
+    if is_study(folder):
         sampled = load_study(folder)[0]["space"]
         if sampled != space:
             raise SystemExit(f"{folder}: a study of {sampled!r}, not of {space!r}")
@@ -62,15 +67,13 @@ def top_models(chain_dir: str, space: str, k: int) -> list[dict]:
     return picked
 
 
-def twin_of(rec: dict, twins: str) -> dict | None:
-    """The model of study folder `twins` sampled with the same parameters as `rec` (RegNetX
-    and RegNetY populations drawn with one seed share most draws), with its `error`."""
+def twins_by_draw(twins: str) -> dict[str, dict]:
+    """The models of study folder `twins` by their sampled parameters (RegNetX and RegNetY
+    populations drawn with one seed share most draws), each with its space and `error`."""
     meta, configs, results = load_study(twins)
-    for other in configs:
-        if other["params"] == rec["params"]:
-            res = results.get(other["id"], {})
-            return dict(other, space=meta["space"], error=res.get("error"))
-    return None
+    return {draw_key(rec["params"]): dict(rec, space=meta["space"],
+                                          error=results.get(rec["id"], {}).get("error"))
+            for rec in configs}
 
 
 def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: str,
@@ -79,7 +82,8 @@ def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: st
     study folder), each picked model's twin there (the same draw in the other space) trains
     too, after all picked models, and the report compares each pair."""
     runs, notes, twin_runs, compare = [], [], [], []
-    kind = "study" if os.path.exists(os.path.join(chain_dir, "study.json")) else "chain"
+    kind = "study" if is_study(chain_dir) else "chain"
+    twin_models = twins_by_draw(twins) if twins else {}
     for space in spaces:
         for rec in top_models(chain_dir, space, k):
             stats = rec.get("stats", {})
@@ -91,7 +95,7 @@ def campaign(chain_dir: str, spaces: list[str], k: int, defaults: dict, name: st
             for seed in seeds:
                 runs.append({"model": rec["model"], "model_args": rec["model_args"],
                              "seed": seed, "name": f"{space}_{rec['id']}_s{seed}"})
-            twin = twin_of(rec, twins) if twins else None
+            twin = twin_models.get(draw_key(rec["params"]))
             if twins and twin is None:
                 notes.append(f"  no twin of {rec['id']} in {twins}")
             if twin is not None:

@@ -65,22 +65,28 @@ def t_quantile(p: float, df: float) -> float:
     return (lo + hi) / 2
 
 
-def welch(a: list[float], b: list[float]) -> dict:
-    """mean(a) - mean(b), its 95% interval, t, Welch-Satterthwaite df and two-sided p."""
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("Welch's test needs at least two values on each side")
-    ma, mb = statistics.mean(a), statistics.mean(b)
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(va + vb)
-    diff = ma - mb
+def _t_result(diff: float, se: float, df: float) -> dict:
+    """A difference with its standard error and degrees of freedom: its 95% interval, t and
+    two-sided p (with se = 0, a nonzero difference is certain and a zero one is no evidence)."""
     if se == 0:
-        return {"diff": diff, "ci95": [diff, diff], "t": math.inf if diff else 0.0,
-                "df": float(len(a) + len(b) - 2), "p": 0.0 if diff else 1.0}
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+        return {"diff": diff, "ci95": [diff, diff], "t": math.inf if diff else 0.0, "df": df,
+                "p": 0.0 if diff else 1.0}
     t = diff / se
     half = t_quantile(0.975, df) * se
     return {"diff": diff, "ci95": [diff - half, diff + half], "t": t, "df": df,
             "p": t_sf2(t, df)}
+
+
+def welch(a: list[float], b: list[float]) -> dict:
+    """mean(a) - mean(b), its 95% interval, t, Welch-Satterthwaite df and two-sided p."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Welch's test needs at least two values on each side")
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    # Welch-Satterthwaite; with no spread at all there is nothing to weigh, so the pooled df
+    df = ((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se
+          else float(len(a) + len(b) - 2))
+    return _t_result(statistics.mean(a) - statistics.mean(b), se, df)
 
 
 def paired_t(a: list[float], b: list[float]) -> dict:
@@ -89,15 +95,8 @@ def paired_t(a: list[float], b: list[float]) -> dict:
     if len(a) != len(b) or len(a) < 2:
         raise ValueError("the paired t-test needs two equally long lists of at least 2 values")
     diffs = [x - y for x, y in zip(a, b)]
-    diff, df = statistics.mean(diffs), float(len(diffs) - 1)
     se = statistics.stdev(diffs) / math.sqrt(len(diffs))
-    if se == 0:
-        return {"diff": diff, "ci95": [diff, diff], "t": math.inf if diff else 0.0, "df": df,
-                "p": 0.0 if diff else 1.0, "n": len(diffs)}
-    t = diff / se
-    half = t_quantile(0.975, df) * se
-    return {"diff": diff, "ci95": [diff - half, diff + half], "t": t, "df": df,
-            "p": t_sf2(t, df), "n": len(diffs)}
+    return {**_t_result(statistics.mean(diffs), se, float(len(diffs) - 1)), "n": len(diffs)}
 
 
 def verdict(result: dict, alpha: float = 0.05) -> str:

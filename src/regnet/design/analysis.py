@@ -14,12 +14,11 @@ import os
 import statistics
 
 from regnet.extras import need
-
 from regnet.stats import paired_t
 
 from .compare import step_verdict
 from .fit import fit_width_rule
-from .study import load_study
+from .study import draw_key, load_study
 
 need("matplotlib", "regnet study analyze").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -32,6 +31,8 @@ __all__ = ["study_rows", "edf", "plot_edfs", "plot_trends", "best_models", "comp
 # the same seed from spaces that differ in one fixed choice (RegNetX / RegNetY: SE or not) share
 # most draws, and the paired test on those is far stronger than comparing two EDFs.
 MIN_PAIRS = 10
+STUDY_VERDICTS = {"cross": "the EDFs cross", "worse": "EDF worse", "better": "EDF better",
+                  "same": "no EDF difference detected at this n"}
 
 # Parameters error is plotted against; w0, wa, wm of an AnyNet model come from the width fit.
 TREND_PARAMS = ("d", "w0", "wa", "wm", "g", "b", "flops", "params", "acts", "e_fit")
@@ -170,22 +171,15 @@ def _best_table(label: str, rows: list[dict], k: int) -> list[str]:
     return lines + [""]
 
 
-def _sampled_key(row: dict) -> str:
-    return json.dumps(row["sampled"], sort_keys=True)
-
-
 def compare_studies(first: list[dict], other: list[dict], alpha: float = 0.05) -> dict:
     """`other`'s errors against `first`'s: Welch on the mean, the one-sided KS tests of the EDFs
     (compare.step_verdict), and, where at least MIN_PAIRS networks were sampled with the same
     parameters in both, the paired t-test of their errors (other minus first)."""
     out = step_verdict([r["error"] for r in first], [r["error"] for r in other], alpha)
-    ks = out["ks"]
-    worse, better = ks["p_a_lower"] < alpha, ks["p_a_higher"] < alpha
-    out["verdict"] = ("the EDFs cross" if worse and better else "EDF worse" if worse else
-                      "EDF better" if better else "no EDF difference detected at this n")
-    by_key = {_sampled_key(r): r for r in first if r["sampled"]}
-    pairs = [(r["error"], by_key[_sampled_key(r)]["error"]) for r in other
-             if r["sampled"] and _sampled_key(r) in by_key]
+    out["verdict"] = STUDY_VERDICTS[out["direction"]]   # no refinement claim here: plain words
+    by_key = {draw_key(r["sampled"]): r for r in first if r["sampled"]}
+    pairs = [(r["error"], by_key[draw_key(r["sampled"])]["error"]) for r in other
+             if r["sampled"] and draw_key(r["sampled"]) in by_key]
     if len(pairs) >= MIN_PAIRS:
         out["paired"] = paired_t([a for a, _ in pairs], [b for _, b in pairs])
     return out

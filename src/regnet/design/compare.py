@@ -7,7 +7,21 @@ import statistics
 
 from regnet.stats import ks_2samp, welch
 
-__all__ = ["step_verdict"]
+__all__ = ["edf_direction", "step_verdict"]
+
+
+def edf_direction(ks: dict, alpha: float = 0.05) -> str:
+    """Where a's EDF lies against b's, from ks_2samp(a, b)'s one-sided tests: "better" (left
+    somewhere, never right), "worse", "cross" (both) or "same" (neither, at this n)."""
+    worse, better = ks["p_a_lower"] < alpha, ks["p_a_higher"] < alpha
+    return "cross" if worse and better else "worse" if worse else "better" if better else "same"
+
+
+STEP_VERDICTS = {
+    "cross": "mixed: the EDFs cross (better in one range of error, worse in another)",
+    "worse": "contradicted: the refined space's EDF is worse",
+    "better": "confirmed: the refined space's EDF improves",
+    "same": "confirmed: the EDF is kept (no difference detected at this n)"}
 
 
 def step_verdict(parent: list[float], child: list[float], alpha: float = 0.05) -> dict:
@@ -19,13 +33,6 @@ def step_verdict(parent: list[float], child: list[float], alpha: float = 0.05) -
            "min_diff": min(child) - min(parent)}
     if len(parent) > 1 and len(child) > 1:
         out["welch"] = welch(child, parent)
-    worse, better = ks["p_a_lower"] < alpha, ks["p_a_higher"] < alpha
-    if worse and better:
-        out["verdict"] = "mixed: the EDFs cross (better in one range of error, worse in another)"
-    elif worse:
-        out["verdict"] = "contradicted: the refined space's EDF is worse"
-    elif better:
-        out["verdict"] = "confirmed: the refined space's EDF improves"
-    else:
-        out["verdict"] = "confirmed: the EDF is kept (no difference detected at this n)"
+    out["direction"] = edf_direction(ks, alpha)
+    out["verdict"] = STEP_VERDICTS[out["direction"]]
     return out

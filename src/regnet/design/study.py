@@ -27,8 +27,8 @@ from regnet.atomic import atomic_write_text
 from .presets import get_preset
 from .spaces import Constraints, ModelBase, get_space, sample_space
 
-__all__ = ["create_study", "load_study", "study_jobs", "run_study", "run_jobs", "train_job",
-           "worker_threads", "StudyError"]
+__all__ = ["create_study", "load_study", "draw_key", "study_jobs", "run_study", "run_jobs",
+           "train_job", "worker_threads", "StudyError"]
 
 FORMAT = "regnet-study-1"
 
@@ -132,6 +132,12 @@ def load_study(path: str) -> tuple[dict, list[dict], dict[str, dict]]:
     configs = read_jsonl(os.path.join(path, "configs.jsonl"))
     results = {r["id"]: r for r in read_jsonl(os.path.join(path, "results.jsonl"))}
     return meta, configs, results
+
+
+def draw_key(params: dict) -> str:
+    """A model's sampled parameters as a key: two populations sampled with one seed from spaces
+    that differ in one fixed choice (RegNetX / RegNetY: SE or not) share most draws."""
+    return json.dumps(params, sort_keys=True)
 
 
 def study_jobs(path: str, recipe: dict | None = None, overrides: dict | None = None,
