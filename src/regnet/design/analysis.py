@@ -178,8 +178,8 @@ def compare_studies(first: list[dict], other: list[dict], alpha: float = 0.05) -
     out = step_verdict([r["error"] for r in first], [r["error"] for r in other], alpha)
     out["verdict"] = STUDY_VERDICTS[out["direction"]]   # no refinement claim here: plain words
     by_key = {draw_key(r["sampled"]): r for r in first if r["sampled"]}
-    pairs = [(r["error"], by_key[draw_key(r["sampled"])]["error"]) for r in other
-             if r["sampled"] and draw_key(r["sampled"]) in by_key]
+    keys = [(r, draw_key(r["sampled"])) for r in other if r["sampled"]]
+    pairs = [(r["error"], by_key[k]["error"]) for r, k in keys if k in by_key]
     if len(pairs) >= MIN_PAIRS:
         out["paired"] = paired_t([a for a, _ in pairs], [b for _, b in pairs])
     return out
