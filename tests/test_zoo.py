@@ -24,15 +24,26 @@ def test_the_zoo_has_the_finished_table3_nets():
 
 def _same_network(name: str, trained_model: str, trained_args: dict) -> bool:
     """Whether the registered `name` builds what a run of `trained_model(**trained_args)`
-    trained: the same name, or (a network found by a design study, trained as `anynet` with
-    its sampled stages) the same AnyNet stages."""
-    if trained_model == name:
+    trained: the same name; a registered net with its config overridden (the depth campaign
+    trains `iresnet164` with `depths=[6,6,6]`, which is `iresnet56`); or (a network found by a
+    design study, trained as `anynet` with its sampled stages) the same AnyNet stages."""
+    if trained_model == name and not trained_args:
         return True
     if trained_model != "anynet":
-        return False
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in trained_args.items()}
+        return dataclasses.replace(get_entry(trained_model).cfg, **overrides) \
+            == get_entry(name).cfg
     cfg = get_entry(name).cfg
     stages = dataclasses.asdict(cfg.to_anynet() if hasattr(cfg, "to_anynet") else cfg)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in stages.items()} == trained_args
+
+
+def test_a_registered_net_with_overridden_depths_is_the_net_of_that_depth():
+    assert _same_network("iresnet56", "iresnet164", {"depths": [6, 6, 6]})
+    assert not _same_network("iresnet110", "iresnet164", {"depths": [6, 6, 6]})
+    assert not _same_network("iresnet56", "preact_resnet164", {"depths": [6, 6, 6]})
+    overridden = regnet.create_model("iresnet164", depths=(6, 6, 6))
+    assert complexity("iresnet56")["params"] == complexity(overridden)["params"]
 
 
 @pytest.mark.parametrize("name, study, model_id", [

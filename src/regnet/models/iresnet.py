@@ -98,7 +98,10 @@ def build_iresnet(cfg: IResNetCfg, num_classes: int) -> Net:
 _PAPER = "Duta et al., Improved Residual Networks for Image and Video Recognition"
 _IMAGENET = dict(num_classes=1000, input_size=(3, 224, 224), family="iresnet", paper=_PAPER)
 _CIFAR = dict(num_classes=10, input_size=(3, 32, 32), family="iresnet", paper=_PAPER)
-CIFAR_LAYOUTS = {164: (18, 18, 18), 1001: (111, 111, 111), 2000: (222, 222, 222),
+# 9n + 2 layers of bottleneck stages. The paper's CIFAR nets are 164 and up; 56 and 110 are the
+# shallower rungs of this repository's depth study (docs/RESULTS.md section 5), same blocks.
+CIFAR_LAYOUTS = {56: (6, 6, 6), 110: (12, 12, 12), 164: (18, 18, 18), 1001: (111, 111, 111),
+                 2000: (222, 222, 222),
                  3002: (333, 334, 333)}  # this 3002 split gives the paper's 30.93M
 
 IRESNET = IResNetCfg()
