@@ -21,8 +21,10 @@ Every key of a run (and of `defaults`) is a `TrainConfig` key, passed as a flag.
 when its results folder holds `summary.json`. While a run trains, its latest `last.pt` is copied
 beside its results (`partial/last.pt`, atomically, after every epoch); a later invocation on
 another machine copies it back and the run resumes from that epoch (`regnet train` refuses to
-resume with a changed config). A finished run's folder holds `summary.json`, `metrics.jsonl`,
-`config.yaml`, `best.safetensors` + `best.json` and `run.json` (command, commit, machine, times).
+resume with a changed config). `--stop-after MIN` ends a session cleanly: past MIN minutes
+each run stops once its next epoch's checkpoint is kept, and no new run starts. A finished
+run's folder holds `summary.json`, `metrics.jsonl`, `config.yaml`, `best.safetensors` +
+`best.json` and `run.json` (command, commit, machine, times).
 
 Lanes: `--lanes N` runs N trainings side by side, each pinned to its own cores (`os.
 sched_setaffinity`) with `--threads` = its cores. On a 2-core CPU two 1-thread lanes train more
@@ -216,7 +218,10 @@ class Campaign:
         copy_atomic(os.path.join(src, "summary.json"), os.path.join(dst, "summary.json"))
         shutil.rmtree(os.path.join(dst, "partial"), ignore_errors=True)
 
-    def train(self, run: dict, cores: list[int], log) -> bool:
+    def train(self, run: dict, cores: list[int], log, stop_at: float | None = None) -> str:
+        """Train one run: "done", "failed", or "stopped" (past `stop_at`, a time.monotonic(),
+        at the first epoch boundary: the run is ended once the checkpoint of the epoch it was
+        in is kept beside the results, so a later invocation resumes it from there)."""
         name = run["name"]
         os.makedirs(self.run_dir(name), exist_ok=True)
         resumed = self.restore_partial(name)
@@ -230,20 +235,31 @@ class Campaign:
                                     preexec_fn=(lambda: os.sched_setaffinity(0, cores))
                                     if hasattr(os, "sched_setaffinity") else None)
             seen: list = []
+            kept_at_deadline = None
             while True:
                 try:
                     proc.wait(timeout=POLL_SECONDS)
                     break
                 except subprocess.TimeoutExpired:
                     self.keep_partial(name, seen)
+                if stop_at is None or time.monotonic() < stop_at:
+                    continue
+                if kept_at_deadline is None:
+                    kept_at_deadline = list(seen)
+                elif seen != kept_at_deadline:
+                    proc.terminate()
+                    proc.wait()
+                    log(f"stopped {name} after epoch {self.partial_epoch(name)} (its "
+                        f"checkpoint kept; run the campaign again to resume)")
+                    return "stopped"
         if proc.returncode != 0 or not os.path.exists(os.path.join(self.run_dir(name),
                                                                     "summary.json")):
             log(f"FAILED {name} (exit {proc.returncode}); see "
                 f"{os.path.join(self.run_dir(name), 'campaign.log')}")
-            return False
+            return "failed"
         self.finish(run, cmd, started, time.perf_counter() - t0)
         log(f"done {name} in {(time.perf_counter() - t0) / 60:.1f} min")
-        return True
+        return "done"
 
 
 def planned_epochs(config: dict) -> int:
@@ -412,6 +428,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-runs", type=int, default=None, help="start at most N runs")
     p.add_argument("--stop-starting-after", type=float, default=None, metavar="MIN",
                    help="start no run after MIN minutes (a session's budget)")
+    p.add_argument("--stop-after", type=float, default=None, metavar="MIN",
+                   help="after MIN minutes, end each run at its next epoch boundary, once "
+                   "that epoch's checkpoint is kept, and start no run (a session's end)")
     p.add_argument("--list", action="store_true", help="show which runs are done and stop")
     p.add_argument("--report", metavar="OUT", default=None,
                    help="write OUT.md / OUT.json / OUT.png: the statistics of the finished "
@@ -451,7 +470,8 @@ def main(argv=None) -> int:
     per_lane = len(cores) // lanes
     lane_cores = [cores[i * per_lane:(i + 1) * per_lane] for i in range(lanes)]
     start = time.monotonic()
-    queue, failed = list(todo), []
+    stop_at = None if args.stop_after is None else start + 60 * args.stop_after
+    queue, failed, stopped = list(todo), [], []
     print(f"{spec['name']}: {len(spec['runs']) - len(camp.missing())} of {len(spec['runs'])} "
           f"runs done, {len(todo)} to run in {lanes} lane(s)", flush=True)
 
@@ -464,11 +484,14 @@ def main(argv=None) -> int:
             with camp.lock:
                 late = (args.stop_starting_after is not None
                         and time.monotonic() - start > 60 * args.stop_starting_after)
-                if not queue or late:
+                if not queue or late or (stop_at is not None and time.monotonic() >= stop_at):
                     return
                 run = queue.pop(0)
-            if not camp.train(run, my_cores, log):
+            status = camp.train(run, my_cores, log, stop_at)
+            if status == "failed":
                 failed.append(run["name"])
+            elif status == "stopped":
+                stopped.append(run["name"])
 
     threads = [threading.Thread(target=lane, args=(c,)) for c in lane_cores]
     for t in threads:
@@ -477,6 +500,7 @@ def main(argv=None) -> int:
         t.join()
     left = len(camp.missing())
     print(f"{spec['name']}: {len(spec['runs']) - left} of {len(spec['runs'])} runs done"
+          + (f"; stopped part-way: {', '.join(stopped)}" if stopped else "")
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
     return 1 if failed else 0
 

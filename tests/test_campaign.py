@@ -105,6 +105,28 @@ def test_a_kept_checkpoint_resumes_the_run_on_a_fresh_machine(tmp_path):
     assert not (results / "partial").exists()
 
 
+def test_stop_after_ends_the_run_at_an_epoch_boundary_with_its_checkpoint_kept(tmp_path):
+    path = write_campaign(tmp_path, [{"model": "resnet20", "seed": 0, "epochs": 200},
+                                     {"model": "resnet20", "seed": 1}])
+    out = subprocess.run(campaign_cmd(path, tmp_path, "--lanes", "1", "--stop-after", "0.01"),
+                         env=subprocess_env(), check=True, capture_output=True, text=True,
+                         timeout=300).stdout
+    assert "stopped resnet20_s0 after epoch " in out, out
+    assert "0 of 2 runs done; stopped part-way: resnet20_s0" in out
+    assert "start resnet20_s1" not in out and not (tmp_path / "runs" / "resnet20_s1").exists()
+    results = tmp_path / "results" / "resnet20_s0"
+    assert not (results / "summary.json").exists()
+    import torch
+    epoch = torch.load(results / "partial" / "last.pt", map_location="cpu",
+                       weights_only=False)["epoch"]
+    assert 1 <= epoch < 200
+    assert f"after epoch {epoch} " in out
+    listing = subprocess.run(campaign_cmd(path, tmp_path, "--list"), env=subprocess_env(),
+                             check=True, capture_output=True, text=True).stdout
+    assert listing.splitlines()[0].startswith(
+        f"resnet20_s0                  partial (epoch {epoch} of 200)")
+
+
 def test_a_campaign_file_is_checked_before_anything_runs(tmp_path):
     bad = write_campaign(tmp_path, [{"model": "resnet20", "seed": 0, "learning_rate": 1}])
     proc = subprocess.run(campaign_cmd(bad, tmp_path), env=subprocess_env(),
