@@ -471,6 +471,9 @@ def main(argv=None) -> int:
     lane_cores = [cores[i * per_lane:(i + 1) * per_lane] for i in range(lanes)]
     start = time.monotonic()
     stop_at = None if args.stop_after is None else start + 60 * args.stop_after
+    # Past either limit a lane starts nothing: --stop-after also ends the runs under way.
+    limits = [start + 60 * m for m in (args.stop_starting_after, args.stop_after) if m is not None]
+    last_start = min(limits, default=None)
     queue, failed, stopped = list(todo), [], []
     print(f"{spec['name']}: {len(spec['runs']) - len(camp.missing())} of {len(spec['runs'])} "
           f"runs done, {len(todo)} to run in {lanes} lane(s)", flush=True)
@@ -482,9 +485,7 @@ def main(argv=None) -> int:
     def lane(my_cores: list[int]) -> None:
         while True:
             with camp.lock:
-                late = (args.stop_starting_after is not None
-                        and time.monotonic() - start > 60 * args.stop_starting_after)
-                if not queue or late or (stop_at is not None and time.monotonic() >= stop_at):
+                if not queue or (last_start is not None and time.monotonic() >= last_start):
                     return
                 run = queue.pop(0)
             status = camp.train(run, my_cores, log, stop_at)
